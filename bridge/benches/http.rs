@@ -1,0 +1,274 @@
+//! `cargo bench -p bridge --bench http`: request throughput and latency of
+//! the embedded host against a plain native hyper server answering the same
+//! bytes, measured in one run on one machine, plus instantiation time,
+//! restart time with a warm compile cache and idle resident memory.
+//!
+//! Knobs (environment): BENCH_SECONDS (default 5), BENCH_CONNECTIONS (32).
+//! Needs the components built (`scripts/build-functions`), Postgres and Redis.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bridge::app::{self, AppOptions};
+use bridge::host::HostConfig;
+use bridge::keys::JwtKeys;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::client::conn::http1 as client_http1;
+use hyper::server::conn::http1 as server_http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+const HEALTH_BODY: &str = r#"{"status":"ok","service":"auth"}"#;
+
+struct Stats {
+    requests: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+impl Stats {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> f64 {
+        percentile(&self.latencies_us, p) as f64 / 1000.0
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx]
+}
+
+/// Closed-loop load: `conns` keep-alive connections, each sending the next
+/// request when the previous answer arrives, for `duration`.
+async fn load(addr: SocketAddr, path: &str, token: Option<String>, conns: usize, duration: Duration) -> Stats {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let stop = stop.clone();
+        let path = path.to_string();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut errors = 0u64;
+            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).ok();
+            let (mut sender, conn) = client_http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+            tokio::spawn(conn);
+            while !stop.load(Ordering::Relaxed) {
+                let mut req = hyper::Request::get(&path).header("host", "bench");
+                if let Some(t) = &token {
+                    req = req.header("authorization", format!("Bearer {t}"));
+                }
+                let req = req.body(Empty::<Bytes>::new()).unwrap();
+                let t0 = Instant::now();
+                match sender.send_request(req).await {
+                    Ok(resp) => {
+                        let ok = resp.status().is_success();
+                        let _ = resp.into_body().collect().await;
+                        if ok {
+                            lat.push(t0.elapsed().as_micros() as u32);
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.unwrap();
+        all.extend(lat);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    Stats { requests: all.len() as u64, errors, elapsed, latencies_us: all }
+}
+
+async fn native_server() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            stream.set_nodelay(true).ok();
+            tokio::spawn(async move {
+                let svc = service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(
+                        hyper::Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from_static(HEALTH_BODY.as_bytes())))
+                            .unwrap(),
+                    )
+                });
+                let _ = server_http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    addr
+}
+
+fn row(name: &str, s: &Stats) {
+    println!(
+        "{name:<34} {:>10.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   errors {}",
+        s.rps(),
+        s.pct(0.50),
+        s.pct(0.99),
+        s.errors
+    );
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Starts `bridge up` as a process and times until its first 200.
+fn restart_probe(database_url: &str, keys: &JwtKeys) -> (Duration, Option<u64>) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = Instant::now();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .current_dir(root())
+        .args(["up", "--no-migrate", "--listen", &format!("127.0.0.1:{port}")])
+        .env("SPIN_VARIABLE_DATABASE_URL", database_url)
+        .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", &keys.private_key)
+        .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &keys.public_key)
+        .env("SPINMESH_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn bridge");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ready = None;
+    while Instant::now() < deadline {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /auth/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if buf.starts_with("HTTP/1.1 200") {
+                ready = Some(started.elapsed());
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let rss = rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    (ready.expect("bridge answered within 60 s"), rss)
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let conns: usize = std::env::var("BENCH_CONNECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
+    let duration = Duration::from_secs(seconds);
+
+    // Servers on a 2-thread runtime; the load generator on its own thread.
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let load_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+
+    let database = "spinmesh_bench";
+    let database_url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let keys = JwtKeys::generate();
+    let host = HostConfig {
+        record_timings: true,
+        variable_overrides: [
+            ("database_url".to_string(), database_url.clone()),
+            ("jwt_private_key".to_string(), keys.private_key.clone()),
+            ("jwt_public_key".to_string(), keys.public_key.clone()),
+        ]
+        .into(),
+        ..HostConfig::default()
+    };
+    let running = server_rt
+        .block_on(app::start(AppOptions {
+            manifest: root().join("spin.toml"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            migrations: Some(root().join("migrations")),
+            host,
+        }))
+        .expect("host starts");
+    let native = server_rt.block_on(native_server());
+    let host_addr = running.addr;
+
+    // A user and a token for /auth/me.
+    let token = load_rt.block_on(async {
+        let client = reqwest::Client::new();
+        let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
+        let body = serde_json::json!({"email": email, "password": "benchmark-password"});
+        let base = format!("http://{host_addr}");
+        let r = client.post(format!("{base}/auth/register")).json(&body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 201, "register");
+        let r: serde_json::Value =
+            client.post(format!("{base}/auth/login")).json(&body).send().await.unwrap().json().await.unwrap();
+        r["access_token"].as_str().expect("token").to_string()
+    });
+
+    println!("spinmesh HTTP benchmark: {seconds} s per case, {conns} connections, 2 server threads");
+    // Warm-up (connection pools, caches).
+    load_rt.block_on(load(host_addr, "/auth/me", Some(token.clone()), conns, Duration::from_secs(1)));
+    load_rt.block_on(load(native, "/health", None, conns, Duration::from_secs(1)));
+    running.host.take_instantiation_timings();
+
+    let native_stats = load_rt.block_on(load(native, "/health", None, conns, duration));
+    row("native hyper GET /health", &native_stats);
+    let health = load_rt.block_on(load(host_addr, "/auth/health", None, conns, duration));
+    row("host GET /auth/health", &health);
+    let mut inst = running.host.take_instantiation_timings();
+    let me = load_rt.block_on(load(host_addr, "/auth/me", Some(token), conns, duration));
+    row("host GET /auth/me (JWT+Redis+PG)", &me);
+    inst.extend(running.host.take_instantiation_timings());
+    inst.sort_unstable();
+
+    let ratio = health.rps() / native_stats.rps();
+    println!();
+    println!("ratio host/native (trivial route): {:.1}%   (target >= 40%)", ratio * 100.0);
+    println!(
+        "instantiation: p50 {} us, p99 {} us over {} instances   (target p50 <= 50 us)",
+        percentile(&inst, 0.5),
+        percentile(&inst, 0.99),
+        inst.len()
+    );
+    println!("GET /auth/me: {:.0} req/s   (target >= 10000)", me.rps());
+
+    drop(running);
+    let (first, _) = restart_probe(&database_url, &keys);
+    let (warm, rss) = restart_probe(&database_url, &keys);
+    println!(
+        "restart to first answered request: {:.0} ms (first start this run {:.0} ms)   (target < 1000 ms with warm cache)",
+        warm.as_secs_f64() * 1000.0,
+        first.as_secs_f64() * 1000.0
+    );
+    match rss {
+        Some(kib) => println!("bridge up idle resident memory: {:.1} MiB   (target <= 100 MB)", kib as f64 / 1024.0),
+        None => println!("bridge up idle resident memory: unavailable (/proc not readable)"),
+    }
+}

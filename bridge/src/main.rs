@@ -1,0 +1,161 @@
+//! `bridge`: run spinmesh's functions without the Spin CLI.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bridge::app::{self, AppOptions};
+use bridge::host::HostConfig;
+use bridge::host::services::PoolConfig;
+use bridge::keys::JwtKeys;
+use bridge::manifest::Manifest;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "bridge", version, about = "spinmesh: embedded Spin host, migrations, event relay")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the application's HTTP routes (migrating first).
+    Up(UpArgs),
+    /// Apply migrations/ to the database named by the `database_url` variable.
+    Migrate(ManifestArgs),
+    /// Run the components' build commands, as `spin build` does.
+    Build(ManifestArgs),
+    /// Print a fresh Ed25519 key pair as SPIN_VARIABLE_* assignments.
+    Keygen,
+}
+
+#[derive(clap::Args)]
+struct ManifestArgs {
+    /// The application manifest.
+    #[arg(long, short = 'f', default_value = "spin.toml", env = "SPINMESH_MANIFEST")]
+    manifest: PathBuf,
+    /// Directory of SQL migrations.
+    #[arg(long, default_value = "migrations")]
+    migrations: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    #[command(flatten)]
+    manifest: ManifestArgs,
+    /// Address to serve HTTP on.
+    #[arg(long, default_value = "127.0.0.1:3000", env = "SPINMESH_LISTEN")]
+    listen: SocketAddr,
+    /// Build components whose sources changed before starting.
+    #[arg(long)]
+    build: bool,
+    /// Do not apply migrations on start.
+    #[arg(long)]
+    no_migrate: bool,
+    /// Per-request time limit in milliseconds (a runaway guest is stopped).
+    #[arg(long, default_value_t = 30_000, env = "SPINMESH_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: u64,
+    /// Per-instance linear memory limit in MiB.
+    #[arg(long, default_value_t = 128, env = "SPINMESH_MAX_MEMORY_MB")]
+    max_memory_mb: usize,
+    /// Maximum concurrent instances (pool slots).
+    #[arg(long, default_value_t = 256, env = "SPINMESH_MAX_CONCURRENCY")]
+    max_concurrency: usize,
+    /// Maximum Postgres connections per database address.
+    #[arg(long, default_value_t = 16, env = "SPINMESH_PG_POOL_SIZE")]
+    pg_pool_size: usize,
+    /// Redis URL backing Spin key-value stores.
+    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "SPINMESH_KV_REDIS_URL")]
+    kv_redis_url: String,
+    /// Directory for compiled components (default: ~/.cache/spinmesh/compiled).
+    #[arg(long, env = "SPINMESH_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Disable the compile cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SPINMESH_LOG")
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Cmd::Keygen => {
+            print!("{}", JwtKeys::generate().as_env());
+            Ok(())
+        }
+        Cmd::Build(args) => {
+            let manifest = Manifest::load(&args.manifest)?;
+            bridge::build::build_all(&manifest, true)
+        }
+        Cmd::Migrate(args) => {
+            let manifest = Manifest::load(&args.manifest)?;
+            let url = app::database_url(&manifest, &HostConfig::default())?
+                .context("the app declares no database_url variable")?;
+            let migrations = bridge::migrate::read_dir(&args.migrations)?;
+            let applied = bridge::migrate::run(&url, &migrations).await?;
+            println!(
+                "{} migration(s) applied, {} already up to date",
+                applied.len(),
+                migrations.len() - applied.len()
+            );
+            Ok(())
+        }
+        Cmd::Up(args) => up(args).await,
+    }
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    if args.build {
+        let manifest = Manifest::load(&args.manifest.manifest)?;
+        tokio::task::block_in_place(|| bridge::build::build_all(&manifest, false))?;
+    }
+    let host = HostConfig {
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        max_memory_bytes: args.max_memory_mb << 20,
+        max_concurrency: args.max_concurrency,
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            args.cache_dir.or_else(bridge::host::engine::default_cache_dir)
+        },
+        pools: PoolConfig {
+            pg_max_connections: args.pg_pool_size,
+            key_value_redis_url: args.kv_redis_url,
+            ..PoolConfig::default()
+        },
+        ..HostConfig::default()
+    };
+    let running = app::start(AppOptions {
+        manifest: args.manifest.manifest,
+        listen: args.listen,
+        migrations: (!args.no_migrate).then_some(args.manifest.migrations),
+        host,
+    })
+    .await?;
+    let url = running.url();
+    println!("Serving {url} (application {})", running.host.app_name());
+    println!("Available Routes:");
+    for (route, component) in running.host.route_table() {
+        match route.strip_suffix("/...") {
+            Some(prefix) => println!("  {component}: {url}{prefix} (wildcard)"),
+            None => println!("  {component}: {url}{route}"),
+        }
+    }
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
+    tokio::select! {
+        r = running.wait() => r,
+        _ = tokio::signal::ctrl_c() => {
+            println!("Shutting down");
+            Ok(())
+        }
+    }
+}

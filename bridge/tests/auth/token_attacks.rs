@@ -1,0 +1,99 @@
+//! Forged, tampered and expired tokens are all 401.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jwt_simple::prelude::*;
+use serde_json::json;
+
+use crate::common::TestApp;
+
+fn claims(sub: &str, aud: &str, ttl: Duration) -> JWTClaims<serde_json::Value> {
+    Claims::with_custom_claims(json!({"role": "admin"}), ttl)
+        .with_issuer("spinmesh")
+        .with_audience(aud)
+        .with_subject(sub)
+        .with_jwt_id(uuid::Uuid::new_v4().to_string())
+}
+
+fn segments(token: &str) -> Vec<String> {
+    token.split('.').map(str::to_string).collect()
+}
+
+#[tokio::test]
+async fn forged_and_tampered_tokens_are_rejected() {
+    let app = TestApp::spawn().await;
+    let (_, tokens) = app.signed_in_user().await;
+    let valid = tokens["access_token"].as_str().unwrap();
+    let sub = app.me(valid).await.json()["id"].as_str().unwrap().to_string();
+
+    let real_key =
+        Ed25519KeyPair::from_bytes(&STANDARD.decode(&app.keys.private_key).unwrap()).unwrap();
+    let public_raw = STANDARD.decode(&app.keys.public_key).unwrap();
+
+    let other_key = Ed25519KeyPair::generate()
+        .sign(claims(&sub, "spinmesh", Duration::from_mins(5)))
+        .unwrap();
+
+    let alg_none = {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let payload = segments(valid)[1].clone();
+        format!("{header}.{payload}.")
+    };
+
+    let hs256_raw = HS256Key::from_bytes(&public_raw)
+        .authenticate(claims(&sub, "spinmesh", Duration::from_mins(5)))
+        .unwrap();
+    let hs256_b64 = HS256Key::from_bytes(app.keys.public_key.as_bytes())
+        .authenticate(claims(&sub, "spinmesh", Duration::from_mins(5)))
+        .unwrap();
+
+    let expired = {
+        let mut c = claims(&sub, "spinmesh", Duration::from_secs(1));
+        let past = Clock::now_since_epoch() - Duration::from_mins(10);
+        c.issued_at = Some(past);
+        c.invalid_before = Some(past);
+        c.expires_at = Some(past + Duration::from_mins(1));
+        real_key.sign(c).unwrap()
+    };
+
+    let tampered = {
+        let parts = segments(valid);
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+        payload["role"] = json!("admin");
+        let forged = URL_SAFE_NO_PAD.encode(payload.to_string());
+        format!("{}.{forged}.{}", parts[0], parts[2])
+    };
+
+    let wrong_audience = real_key
+        .sign(claims(&sub, "someone-else", Duration::from_mins(5)))
+        .unwrap();
+    let wrong_issuer = real_key
+        .sign(
+            Claims::with_custom_claims(json!({"role": "user"}), Duration::from_mins(5))
+                .with_issuer("evil")
+                .with_audience("spinmesh")
+                .with_subject(&sub)
+                .with_jwt_id("x"),
+        )
+        .unwrap();
+
+    let cases = [
+        ("signed with another key", other_key),
+        ("alg none", alg_none),
+        ("HS256 keyed with the raw public key", hs256_raw),
+        ("HS256 keyed with the encoded public key", hs256_b64),
+        ("expired", expired),
+        ("tampered payload", tampered),
+        ("wrong audience", wrong_audience),
+        ("wrong issuer", wrong_issuer),
+        ("garbage", "not.a.jwt".to_string()),
+    ];
+    for (what, token) in cases {
+        app.me(&token).await.assert_problem(401, what);
+    }
+
+    // The control: a correctly signed token of our own making is accepted.
+    let good = real_key.sign(claims(&sub, "spinmesh", Duration::from_mins(5))).unwrap();
+    assert_eq!(app.me(&good).await.status, 200, "control token");
+}

@@ -1,0 +1,233 @@
+//! Test harness: starts the real host on a free port against a fresh
+//! Postgres database and the local Redis, and talks HTTP to it.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bridge::app::{self, AppOptions, RunningApp};
+use bridge::host::HostConfig;
+use bridge::keys::JwtKeys;
+use serde_json::{Value, json};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A running application on its own database.
+pub struct TestApp {
+    pub running: Option<RunningApp>,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub keys: JwtKeys,
+    pub database: String,
+}
+
+pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+pub struct Options {
+    pub manifest: PathBuf,
+    pub migrate: bool,
+    pub request_timeout: Duration,
+    pub max_memory_bytes: usize,
+    pub extra_vars: BTreeMap<String, String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            manifest: root().join("spin.toml"),
+            migrate: true,
+            request_timeout: Duration::from_secs(30),
+            max_memory_bytes: 128 << 20,
+            extra_vars: BTreeMap::new(),
+        }
+    }
+}
+
+impl TestApp {
+    /// The spinmesh application on a fresh database.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(opts: Options) -> Self {
+        let database = format!("spinmesh_test_{}", uuid::Uuid::new_v4().simple());
+        let keys = JwtKeys::generate();
+        let mut vars = BTreeMap::from([
+            ("database_url".to_string(), format!("{PG_SERVER}/{database}")),
+            ("jwt_private_key".to_string(), keys.private_key.clone()),
+            ("jwt_public_key".to_string(), keys.public_key.clone()),
+        ]);
+        vars.extend(opts.extra_vars);
+        let host = HostConfig {
+            request_timeout: opts.request_timeout,
+            max_memory_bytes: opts.max_memory_bytes,
+            max_concurrency: 32,
+            variable_overrides: vars,
+            ..HostConfig::default()
+        };
+        let running = app::start(AppOptions {
+            manifest: opts.manifest,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            migrations: opts.migrate.then(|| root().join("migrations")),
+            host,
+        })
+        .await
+        .expect("the app starts");
+        let addr = running.addr;
+        Self {
+            base: running.url(),
+            running: Some(running),
+            addr,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            keys,
+            database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Reply::from(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
+        self.send("POST", path, body.to_string().into_bytes(), token).await
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Vec<u8>, token: Option<&str>) -> Reply {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), self.url(path))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Reply::from(req.send().await.expect("request sent")).await
+    }
+
+    // --- one helper per endpoint ---
+
+    pub async fn register(&self, email: &str, password: &str, username: Option<&str>) -> Reply {
+        let mut body = json!({"email": email, "password": password});
+        if let Some(u) = username {
+            body["username"] = json!(u);
+        }
+        self.post_json("/auth/register", &body, None).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post_json("/auth/login", &json!({"email": email, "password": password}), None)
+            .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post_json("/auth/refresh", &json!({"refresh_token": refresh_token}), None)
+            .await
+    }
+
+    pub async fn logout(&self, access: &str, refresh: Option<&str>) -> Reply {
+        let body = match refresh {
+            Some(r) => json!({"refresh_token": r}),
+            None => json!({}),
+        };
+        self.post_json("/auth/logout", &body, Some(access)).await
+    }
+
+    pub async fn me(&self, access: &str) -> Reply {
+        self.get("/auth/me", Some(access)).await
+    }
+
+    /// Registers and logs in a fresh user; returns (email, login body).
+    pub async fn signed_in_user(&self) -> (String, Value) {
+        let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+        let r = self.register(&email, "correct horse battery", None).await;
+        assert_eq!(r.status, 201, "register: {}", r.text);
+        let r = self.login(&email, "correct horse battery").await;
+        assert_eq!(r.status, 200, "login: {}", r.text);
+        (email, r.json())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(self.running.take());
+        let database = self.database.clone();
+        // Drop the database from a separate runtime: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&format!("{PG_SERVER}/postgres"), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn from(resp: reqwest::Response) -> Self {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        Self { status, headers, text }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Asserts a problem+json response with this status.
+    pub fn assert_problem(&self, status: u16, context: &str) {
+        assert_eq!(self.status, status, "{context}: body {}", self.text);
+        assert!(
+            self.content_type().starts_with("application/problem+json"),
+            "{context}: content-type {:?}",
+            self.content_type()
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status, "{context}: {body}");
+        assert!(body["type"].is_string() && body["title"].is_string(), "{context}: {body}");
+    }
+}

@@ -1,0 +1,239 @@
+//! The embedded host itself, exercised through the test-only `probe` guest:
+//! routing, Spin's request headers, limits, variables, outbound checks, and
+//! the Spin-only import rule for every built component.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::{Options, TestApp, root};
+
+async fn probe() -> TestApp {
+    probe_with(Duration::from_secs(30)).await
+}
+
+async fn probe_with(timeout: Duration) -> TestApp {
+    TestApp::spawn_with(Options {
+        manifest: root().join("bridge/tests/probe/spin.toml"),
+        migrate: false,
+        request_timeout: timeout,
+        max_memory_bytes: 64 << 20,
+        extra_vars: BTreeMap::from([("secret_token".to_string(), "s3cret".to_string())]),
+    })
+    .await
+}
+
+fn header(echo: &Value, name: &str) -> String {
+    echo["headers"][name].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn most_specific_route_wins() {
+    let app = probe().await;
+    let cases = [
+        ("/probe/exact", "/probe/exact", ""),
+        ("/probe/echo", "/probe/...", "/echo"),
+        ("/probe/deeper/a/b", "/probe/deeper/...", "/a/b"),
+        ("/elsewhere", "/...", "/elsewhere"),
+    ];
+    for (path, route, path_info) in cases {
+        let r = app.get(path, None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        let echo = r.json();
+        assert_eq!(header(&echo, "spin-matched-route"), route, "{path}");
+        assert_eq!(header(&echo, "spin-path-info"), path_info, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn spin_headers_describe_the_request() {
+    let app = probe().await;
+    let r = app.get("/probe/echo?x=1", None).await;
+    let echo = r.json();
+    assert_eq!(header(&echo, "spin-full-url"), format!("{}/probe/echo?x=1", app.base));
+    assert_eq!(header(&echo, "spin-component-route"), "/probe");
+    assert_eq!(header(&echo, "spin-raw-component-route"), "/probe/...");
+    assert_eq!(header(&echo, "spin-base-path"), "/");
+}
+
+#[tokio::test]
+async fn guest_sees_the_client_address() {
+    let app = probe().await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let local = stream.local_addr().unwrap();
+    stream
+        .write_all(b"GET /probe/echo HTTP/1.1\r\nHost: test\r\nConnection: close\r\nspin-client-addr: 6.6.6.6:1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let body = raw.split("\r\n\r\n").nth(1).expect("a body");
+    // The body may be chunked; find the JSON object inside.
+    let json_start = body.find('{').unwrap();
+    let json_end = body.rfind('}').unwrap();
+    let echo: Value = serde_json::from_str(&body[json_start..=json_end]).unwrap();
+    assert_eq!(header(&echo, "spin-client-addr"), local.to_string(), "not spoofable by the client");
+}
+
+#[tokio::test]
+async fn runaway_guest_is_cut_at_the_deadline_and_the_host_stays_up() {
+    let app = probe_with(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let r = app.get("/probe/loop", None).await;
+    r.assert_problem(500, "infinite loop");
+    assert!(started.elapsed() < Duration::from_secs(10), "cut long before the client gave up");
+    let next = app.get("/probe/echo", None).await;
+    assert_eq!(next.status, 200, "the next request is served");
+}
+
+#[tokio::test]
+async fn memory_hog_hits_the_instance_limit_and_the_host_stays_up() {
+    let app = probe().await;
+    let r = app.get("/probe/alloc", None).await;
+    assert_eq!(r.status, 500, "{}", r.text);
+    assert_eq!(app.get("/probe/echo", None).await.status, 200);
+}
+
+#[tokio::test]
+async fn variables_render_templates_and_overrides() {
+    let app = probe().await;
+    let r = app.get("/probe/var?name=greeting", None).await;
+    assert_eq!(r.json()["value"], "hello world");
+    let r = app.get("/probe/var?name=secret", None).await;
+    assert_eq!(r.json()["value"], "s3cret");
+    let r = app.get("/probe/var?name=undeclared", None).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+}
+
+#[tokio::test]
+async fn outbound_http_is_limited_to_allowed_hosts() {
+    let app = probe().await;
+    // A tiny upstream on 127.0.0.1, which the probe's manifest allows.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = upstream.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = upstream.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let allowed = format!("http://127.0.0.1:{port}/");
+    let r = app
+        .get(&format!("/probe/outbound?url={}", urlencode(&allowed)), None)
+        .await;
+    assert_eq!(r.status, 200, "allowed: {}", r.text);
+    assert_eq!(r.json()["status"], 204);
+
+    let denied = format!("http://localhost:{port}/");
+    let r = app
+        .get(&format!("/probe/outbound?url={}", urlencode(&denied)), None)
+        .await;
+    assert_eq!(r.status, 502, "denied: {}", r.text);
+}
+
+#[tokio::test]
+async fn postgres_is_limited_to_allowed_hosts() {
+    let app = probe().await;
+    let ok = app
+        .get(
+            &format!("/probe/pg?url={}", urlencode("postgres://postgres@127.0.0.1:5432/postgres")),
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, 200, "allowed: {}", ok.text);
+    let denied = app
+        .get(
+            &format!("/probe/pg?url={}", urlencode("postgres://postgres@localhost:5432/postgres")),
+            None,
+        )
+        .await;
+    assert_eq!(denied.status, 502, "{}", denied.text);
+    assert!(denied.text.contains("not allowed") || denied.text.contains("allowed_outbound_hosts"), "{}", denied.text);
+}
+
+#[tokio::test]
+async fn unknown_route_is_404_problem_json() {
+    let app = TestApp::spawn().await;
+    app.get("/definitely/not/here", None)
+        .await
+        .assert_problem(404, "no route");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Interfaces real Spin 3.x provides; anything else makes `spin up` refuse
+/// the component.
+fn spin_provides(import: &str) -> bool {
+    const SPIN: &[&str] = &[
+        "spin:postgres/postgres@4.0.0",
+        "spin:postgres/postgres@3.0.0",
+        "fermyon:spin/redis@2.0.0",
+        "fermyon:spin/key-value@2.0.0",
+        "fermyon:spin/variables@2.0.0",
+        "fermyon:spin/postgres@2.0.0",
+        "fermyon:spin/sqlite@2.0.0",
+        "fermyon:spin/llm@2.0.0",
+        "fermyon:spin/mqtt@2.0.0",
+        "fermyon:spin/mysql@2.0.0",
+        "fermyon:spin/rdbms-types@2.0.0",
+    ];
+    if SPIN.contains(&import) {
+        return true;
+    }
+    // WASI 0.2.x: cli, clocks, filesystem, http, io, random, sockets.
+    ["cli", "clocks", "filesystem", "http", "io", "random", "sockets"]
+        .iter()
+        .any(|pkg| {
+            import
+                .strip_prefix(&format!("wasi:{pkg}/"))
+                .and_then(|rest| rest.split_once("@0.2."))
+                .is_some()
+        })
+}
+
+#[test]
+fn built_components_import_only_what_spin_provides() {
+    let engine = wasmtime::Engine::default();
+    let dir = root().join("target/wasm32-wasip2/wasm");
+    for name in ["auth", "probe"] {
+        let path = dir.join(format!("{name}.wasm"));
+        let component = wasmtime::component::Component::from_file(&engine, &path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-functions)", path.display()));
+        let ty = component.component_type();
+        let imports: Vec<String> = ty.imports(&engine).map(|(n, _)| n.to_string()).collect();
+        assert!(!imports.is_empty(), "{name} imports something");
+        let foreign: Vec<&String> = imports.iter().filter(|i| !spin_provides(i)).collect();
+        assert!(foreign.is_empty(), "{name} imports what Spin lacks: {foreign:?}");
+        let exports: Vec<String> = ty.exports(&engine).map(|(n, _)| n.to_string()).collect();
+        assert!(
+            exports.iter().any(|e| e.starts_with("wasi:http/incoming-handler@0.2")),
+            "{name} exports {exports:?}"
+        );
+    }
+}
+
+#[test]
+fn the_import_rule_itself_rejects_foreign_interfaces() {
+    assert!(spin_provides("wasi:http/types@0.2.6"));
+    assert!(spin_provides("spin:postgres/postgres@4.0.0"));
+    assert!(!spin_provides("spinmesh:custom/thing@1.0.0"));
+    assert!(!spin_provides("wasi:http/types@0.3.0-rc-2026-01-06"));
+    assert!(!spin_provides("wasi:keyvalue/store@0.2.0-draft2"), "not in the set we allow");
+}

@@ -1,0 +1,28 @@
+//! `POST /login`: the seed service's login, kept for old clients.
+//!
+//! Answers `{access_token, token_type: "bearer"}` only; no refresh token.
+
+use kit::{ApiError, config, db, json};
+use spin_sdk::http::{Request, Response};
+
+use crate::handlers::legacy_register::LegacyToken;
+use crate::handlers::login;
+
+/// Handles the request.
+///
+/// # Errors
+///
+/// 401 on bad credentials, 422 on a malformed attempt.
+pub fn handle(req: &Request) -> Result<Response, ApiError> {
+    let attempt = login::parse(req)?;
+    let conn = db::connect()?;
+    let user = login::check(&conn, &attempt)?;
+    let access = config::token_signer()?.issue(user.id, user.role)?;
+    json::respond(
+        200,
+        &LegacyToken {
+            access_token: access.token,
+            token_type: "bearer",
+        },
+    )
+}

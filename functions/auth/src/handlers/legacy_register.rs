@@ -1,0 +1,41 @@
+//! `POST /register`: the seed service's registration, kept for old clients.
+//!
+//! Same validation as `/auth/register`, but answers like the original
+//! FastAPI service: 200 with `{access_token, token_type: "bearer"}`, and a
+//! duplicate e-mail is a 400.
+
+use kit::{ApiError, config, json};
+use serde::Serialize;
+use spin_sdk::http::{Request, Response};
+
+use crate::handlers::register::{self, RegisterError};
+
+/// The seed service's token response.
+#[derive(Debug, Serialize)]
+pub struct LegacyToken {
+    /// The EdDSA JWT.
+    pub access_token: String,
+    /// Always `bearer` (lowercase, as the seed service sent it).
+    pub token_type: &'static str,
+}
+
+/// Handles the request.
+///
+/// # Errors
+///
+/// 400 on a duplicate, 422 on invalid fields.
+pub fn handle(req: &Request) -> Result<Response, ApiError> {
+    let new_user = register::parse(req)?;
+    let user = register::create(&new_user).map_err(|err| match err {
+        RegisterError::Taken(taken) => ApiError::BadRequest(taken.to_string()),
+        RegisterError::Api(api) => api,
+    })?;
+    let access = config::token_signer()?.issue(user.id, user.role)?;
+    json::respond(
+        200,
+        &LegacyToken {
+            access_token: access.token,
+            token_type: "bearer",
+        },
+    )
+}

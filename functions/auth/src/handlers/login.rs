@@ -1,0 +1,135 @@
+//! `POST /auth/login`: exchange credentials for a token pair.
+
+use kit::domain::{Email, Username};
+use kit::{ApiError, db, json};
+use serde::Deserialize;
+use spin_sdk::http::{Request, Response};
+
+use crate::passwords;
+use crate::session;
+use crate::users::{self, Login, User};
+
+/// Longest password worth hashing; anything longer cannot be stored.
+const MAX_PASSWORD_BYTES: usize = 4 * 1024;
+
+/// The request body as sent: an e-mail or a username, and a password.
+#[derive(Debug, Deserialize)]
+pub struct LoginBody {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    password: String,
+}
+
+/// Who is logging in.
+#[derive(Debug)]
+pub enum Identifier {
+    /// By e-mail.
+    Email(Email),
+    /// By username.
+    Username(Username),
+}
+
+/// A well-formed login attempt.
+#[derive(Debug)]
+pub struct Attempt {
+    identifier: Identifier,
+    password: String,
+}
+
+impl TryFrom<LoginBody> for Attempt {
+    type Error = ApiError;
+
+    fn try_from(body: LoginBody) -> Result<Self, Self::Error> {
+        let identifier = match (body.email, body.username) {
+            (Some(email), _) => {
+                Identifier::Email(Email::parse(&email).map_err(|e| ApiError::invalid("email", e))?)
+            }
+            (None, Some(name)) => Identifier::Username(
+                Username::parse(name).map_err(|e| ApiError::invalid("username", e))?,
+            ),
+            (None, None) => {
+                return Err(ApiError::invalid("email", "email or username is required"));
+            }
+        };
+        if body.password.is_empty() {
+            return Err(ApiError::invalid("password", "password is required"));
+        }
+        if body.password.len() > MAX_PASSWORD_BYTES {
+            return Err(ApiError::invalid("password", "password is too long"));
+        }
+        Ok(Self {
+            identifier,
+            password: body.password,
+        })
+    }
+}
+
+/// Parses the body into an [`Attempt`].
+///
+/// # Errors
+///
+/// 400/413/422.
+pub fn parse(req: &Request) -> Result<Attempt, ApiError> {
+    json::parse::<LoginBody>(req)?.try_into()
+}
+
+/// Checks the attempt. An unknown account and a wrong password give the
+/// same 401 after the same amount of hashing work.
+///
+/// # Errors
+///
+/// 401 on bad credentials; 503/500 on database failure.
+pub fn check(conn: &db::Connection, attempt: &Attempt) -> Result<User, ApiError> {
+    let login = match &attempt.identifier {
+        Identifier::Email(email) => Login::Email(email),
+        Identifier::Username(name) => Login::Username(name),
+    };
+    let rejected = || ApiError::Unauthorized("invalid credentials".into());
+    let Some(credentials) = users::find_credentials(conn, login)? else {
+        passwords::verify_nothing(&attempt.password);
+        return Err(rejected());
+    };
+    if passwords::verify(&attempt.password, &credentials.password_hash)? {
+        Ok(credentials.user)
+    } else {
+        Err(rejected())
+    }
+}
+
+/// Handles the request: 200 with a token pair.
+///
+/// # Errors
+///
+/// 401 on bad credentials, 422 on a malformed attempt.
+pub fn handle(req: &Request) -> Result<Response, ApiError> {
+    let attempt = parse(req)?;
+    let conn = db::connect()?;
+    let user = check(&conn, &attempt)?;
+    let pair = session::login(&conn, user.id, user.role)?;
+    json::respond(200, &pair)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(email: Option<&str>, username: Option<&str>, password: &str) -> u16 {
+        let body = LoginBody {
+            email: email.map(Into::into),
+            username: username.map(Into::into),
+            password: password.into(),
+        };
+        Attempt::try_from(body).map_or_else(|e| e.status(), |_| 200)
+    }
+
+    #[test]
+    fn attempts_need_an_identifier_and_a_password() {
+        assert_eq!(status(Some("a@b.co"), None, "pw"), 200, "email");
+        assert_eq!(status(None, Some("ada"), "pw"), 200, "username");
+        assert_eq!(status(None, None, "pw"), 422, "no identifier");
+        assert_eq!(status(Some("a@b.co"), None, ""), 422, "empty password");
+        assert_eq!(status(Some("not-an-email"), None, "pw"), 422, "bad email");
+    }
+}

@@ -1,0 +1,50 @@
+//! What a successful login or refresh returns: an access token and a refresh
+//! token.
+
+use kit::ApiError;
+use kit::config;
+use kit::db::Connection;
+use kit::domain::Role;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::refresh_tokens::{self, RefreshToken};
+
+/// The token pair in the response body.
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    /// The EdDSA JWT.
+    pub access_token: String,
+    /// The opaque refresh token.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Access token lifetime in seconds.
+    pub expires_in: u64,
+}
+
+/// Issues a pair for a fresh login, starting a new refresh-token family.
+///
+/// # Errors
+///
+/// 500 on broken JWT variables, 503/500 on database failure.
+pub fn login(conn: &Connection, user_id: Uuid, role: Role) -> Result<TokenPair, ApiError> {
+    let refresh = RefreshToken::generate()?;
+    refresh_tokens::start_family(conn, user_id, &refresh)?;
+    pair(user_id, role, refresh)
+}
+
+/// Signs an access token and bundles it with `refresh`.
+///
+/// # Errors
+///
+/// 500 on broken JWT variables.
+pub fn pair(user_id: Uuid, role: Role, refresh: RefreshToken) -> Result<TokenPair, ApiError> {
+    let access = config::token_signer()?.issue(user_id, role)?;
+    Ok(TokenPair {
+        access_token: access.token,
+        refresh_token: refresh.into_string(),
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+    })
+}

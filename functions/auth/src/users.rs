@@ -1,0 +1,202 @@
+//! The `users` table.
+//!
+//! Emails are stored lowercased (unique constraint `users_email_key`);
+//! usernames keep their case but are unique case-insensitively (index
+//! `users_username_lower_key`). Uniqueness is left to the database: an
+//! insert either succeeds or fails with SQLSTATE 23505, with no
+//! check-then-insert race.
+
+use anyhow::Context;
+use kit::ApiError;
+use kit::db::{self, Connection, DbValue, ParameterValue};
+use kit::domain::{Email, Role, Username};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A user as the API shows it (never with the password hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    /// Primary key.
+    pub id: Uuid,
+    /// Lowercased e-mail address.
+    pub email: String,
+    /// Optional public handle.
+    pub username: Option<String>,
+    /// `user` or `admin`.
+    pub role: Role,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A user with the stored password hash, for login only.
+pub struct Credentials {
+    /// The user.
+    pub user: User,
+    /// PHC string.
+    pub password_hash: String,
+}
+
+/// A write rejected by a unique constraint, or a database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Another account has this e-mail.
+    #[error("email already registered")]
+    EmailTaken,
+    /// Another account has this username (case-insensitively).
+    #[error("username already taken")]
+    UsernameTaken,
+    /// Anything else.
+    #[error(transparent)]
+    Db(#[from] ApiError),
+}
+
+/// The user columns, in the order [`from_row`] reads them.
+fn columns() -> String {
+    format!(
+        "id::text, email, username, role, {}",
+        kit::rfc3339!("created_at")
+    )
+}
+
+fn from_row(row: &[DbValue]) -> anyhow::Result<User> {
+    let id: String = db::column(row, 0, "id")?;
+    let role: String = db::column(row, 3, "role")?;
+    Ok(User {
+        id: Uuid::parse_str(&id).context("users.id is not a uuid")?,
+        email: db::column(row, 1, "email")?,
+        username: db::column(row, 2, "username")?,
+        role: role.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        created_at: db::column(row, 4, "created_at")?,
+    })
+}
+
+fn first_user(rows: &[Vec<DbValue>]) -> Result<Option<User>, ApiError> {
+    rows.first()
+        .map(|row| from_row(row))
+        .transpose()
+        .map_err(ApiError::Internal)
+}
+
+fn write_error(err: db::PgError, context: &str) -> WriteError {
+    match db::unique_violation(&err) {
+        Some(violation) => {
+            let detail = violation.detail.as_deref().unwrap_or_default();
+            if violation.message.contains("username") || detail.contains("username") {
+                WriteError::UsernameTaken
+            } else {
+                WriteError::EmailTaken
+            }
+        }
+        None => WriteError::Db(db::classify(err, context)),
+    }
+}
+
+fn text_or_null(value: Option<&str>) -> ParameterValue {
+    value.map_or(ParameterValue::DbNull, |v| {
+        ParameterValue::Str(v.to_owned())
+    })
+}
+
+/// Inserts a new user with role `user`.
+///
+/// # Errors
+///
+/// [`WriteError::EmailTaken`]/[`WriteError::UsernameTaken`] on duplicates.
+pub fn insert(
+    conn: &Connection,
+    email: &Email,
+    username: Option<&Username>,
+    password_hash: &str,
+) -> Result<User, WriteError> {
+    let sql = format!(
+        "INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING {}",
+        columns()
+    );
+    let params = [
+        ParameterValue::Str(email.as_str().to_owned()),
+        text_or_null(username.map(Username::as_str)),
+        ParameterValue::Str(password_hash.to_owned()),
+    ];
+    let rows = conn
+        .query(&sql, &params)
+        .map_err(|e| write_error(e, "inserting a user"))?;
+    first_user(&rows.rows)?.ok_or_else(|| {
+        WriteError::Db(ApiError::Internal(anyhow::anyhow!(
+            "INSERT returned no row"
+        )))
+    })
+}
+
+/// Looks a user up by id.
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn find_by_id(conn: &Connection, id: Uuid) -> Result<Option<User>, ApiError> {
+    let sql = format!("SELECT {} FROM users WHERE id = $1", columns());
+    let rows = conn
+        .query(&sql, &[ParameterValue::from(id)])
+        .map_err(|e| db::classify(e, "loading a user"))?;
+    first_user(&rows.rows)
+}
+
+/// The login identifier.
+pub enum Login<'a> {
+    /// By e-mail.
+    Email(&'a Email),
+    /// By username, case-insensitively.
+    Username(&'a Username),
+}
+
+/// Loads a user and password hash for login.
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn find_credentials(
+    conn: &Connection,
+    login: Login<'_>,
+) -> Result<Option<Credentials>, ApiError> {
+    let (condition, value) = match login {
+        Login::Email(email) => ("email = $1", email.as_str()),
+        Login::Username(name) => ("lower(username) = lower($1)", name.as_str()),
+    };
+    let sql = format!(
+        "SELECT {}, password_hash FROM users WHERE {condition}",
+        columns()
+    );
+    let rows = conn
+        .query(&sql, &[ParameterValue::Str(value.to_owned())])
+        .map_err(|e| db::classify(e, "loading credentials"))?;
+    let Some(row) = rows.rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(Credentials {
+        user: from_row(row)?,
+        password_hash: db::column(row, 5, "password_hash")?,
+    }))
+}
+
+/// Sets a user's username.
+///
+/// # Errors
+///
+/// [`WriteError::UsernameTaken`] when another account has it.
+pub fn update_username(
+    conn: &Connection,
+    id: Uuid,
+    username: &Username,
+) -> Result<Option<User>, WriteError> {
+    let sql = format!(
+        "UPDATE users SET username = $1, updated_at = now() WHERE id = $2 RETURNING {}",
+        columns()
+    );
+    let params = [
+        ParameterValue::Str(username.as_str().to_owned()),
+        ParameterValue::from(id),
+    ];
+    let rows = conn
+        .query(&sql, &params)
+        .map_err(|e| write_error(e, "updating a username"))?;
+    Ok(first_user(&rows.rows)?)
+}

@@ -1,0 +1,12 @@
+//! Domain newtypes: input is parsed into these once, at the edge, and the
+//! rest of the code relies on their invariants instead of re-checking strings.
+
+mod email;
+mod password;
+mod role;
+mod username;
+
+pub use email::Email;
+pub use password::Password;
+pub use role::Role;
+pub use username::Username;

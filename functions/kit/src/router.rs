@@ -1,0 +1,164 @@
+//! A tiny method + path router.
+//!
+//! A component lists its routes as a table; [`resolve`] finds the handler or
+//! says why not: 404 when no pattern matches the path, 405 (with the methods
+//! that would have worked) when one matches but not for this method.
+//! Patterns are literal segments plus `{name}` captures.
+
+use spin_sdk::http::Request;
+
+use crate::problem::ApiError;
+
+/// One row of a routing table.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<H> {
+    /// Upper-case method (`"GET"`).
+    pub method: &'static str,
+    /// Path pattern, e.g. `/auth/me` or `/products/{id}`.
+    pub pattern: &'static str,
+    /// What handles it.
+    pub handler: H,
+}
+
+/// A route that matched, with the values of its `{name}` captures.
+#[derive(Debug)]
+pub struct Matched<'r, H> {
+    /// The matched route's handler.
+    pub handler: &'r H,
+    /// `(name, value)` for each capture, in pattern order.
+    pub params: Vec<(&'static str, String)>,
+}
+
+impl<H> Matched<'_, H> {
+    /// The value captured for `{name}`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The request's path, without query and without a trailing slash.
+///
+/// Spin passes the full path in the request URI (`spin-path-info` holds only
+/// the part after a wildcard route's prefix), so routing on the URI path
+/// works for exact and wildcard routes alike.
+pub fn request_path(req: &Request) -> &str {
+    normalize(req.path())
+}
+
+fn normalize(path: &str) -> &str {
+    match path.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    }
+}
+
+/// Finds the route for `method` and `path`.
+///
+/// # Errors
+///
+/// 404 when no pattern matches `path`; 405 with an `Allow` list when some
+/// do, but not for `method`.
+pub fn resolve<'r, H>(
+    routes: &'r [Route<H>],
+    method: &str,
+    path: &str,
+) -> Result<Matched<'r, H>, ApiError> {
+    let path = normalize(path);
+    let mut allow = Vec::new();
+    for route in routes {
+        let Some(params) = match_pattern(route.pattern, path) else {
+            continue;
+        };
+        if route.method.eq_ignore_ascii_case(method) {
+            return Ok(Matched {
+                handler: &route.handler,
+                params,
+            });
+        }
+        if !allow.contains(&route.method) {
+            allow.push(route.method);
+        }
+    }
+    if allow.is_empty() {
+        Err(ApiError::NotFound(format!("no route for {path}")))
+    } else {
+        Err(ApiError::MethodNotAllowed { allow })
+    }
+}
+
+fn match_pattern(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    let mut pattern_segments = pattern.split('/');
+    let mut path_segments = path.split('/');
+    let mut params = Vec::new();
+    loop {
+        match (pattern_segments.next(), path_segments.next()) {
+            (None, None) => return Some(params),
+            (Some(expected), Some(actual)) => {
+                match expected.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    Some(name) if !actual.is_empty() => params.push((name, actual.to_owned())),
+                    Some(_) => return None,
+                    None if expected == actual => {}
+                    None => return None,
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROUTES: &[Route<u8>] = &[
+        Route {
+            method: "GET",
+            pattern: "/auth/me",
+            handler: 1,
+        },
+        Route {
+            method: "PATCH",
+            pattern: "/auth/me",
+            handler: 2,
+        },
+        Route {
+            method: "GET",
+            pattern: "/products/{id}",
+            handler: 3,
+        },
+    ];
+
+    #[test]
+    fn exact_paths_resolve_by_method() {
+        assert_eq!(*resolve(ROUTES, "GET", "/auth/me").unwrap().handler, 1);
+        assert_eq!(*resolve(ROUTES, "PATCH", "/auth/me/").unwrap().handler, 2);
+    }
+
+    #[test]
+    fn captures_are_returned() {
+        let matched = resolve(ROUTES, "GET", "/products/42").unwrap();
+        assert_eq!(matched.param("id"), Some("42"));
+        assert!(resolve(ROUTES, "GET", "/products/").is_err());
+        assert!(resolve(ROUTES, "GET", "/products/42/x").is_err());
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
+        assert_eq!(resolve(ROUTES, "GET", "/nope").unwrap_err().status(), 404);
+        let err = resolve(ROUTES, "DELETE", "/auth/me").unwrap_err();
+        assert_eq!(err.status(), 405);
+        assert!(
+            err.headers()
+                .contains(&("allow".to_owned(), "GET, PATCH".to_owned()))
+        );
+    }
+
+    #[test]
+    fn the_root_path_is_not_empty() {
+        assert_eq!(normalize("/"), "/");
+        assert_eq!(normalize(""), "/");
+    }
+}

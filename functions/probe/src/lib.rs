@@ -1,0 +1,139 @@
+//! A test-only component: each path exercises one thing the host must get
+//! right (request metadata, time and memory limits, outbound HTTP and
+//! Postgres allow-lists, variables, key-value). The bridge's integration
+//! tests drive it; it is never deployed.
+//!
+//! Routed by the request path after `/probe`:
+//!
+//! | path        | behaviour                                              |
+//! |-------------|--------------------------------------------------------|
+//! | `/loop`     | spins forever; the host must interrupt it              |
+//! | `/alloc`    | allocates 1 MiB chunks until allocation fails (traps)  |
+//! | `/outbound` | GETs `?url=`; 200 `{status}` or 502 `{error}`          |
+//! | `/pg`       | opens `?url=` and runs `SELECT 1`; 200 or 502 `{error}`|
+//! | `/var`      | reads variable `?name=`; 200 `{value}` or 404 `{error}`|
+//! | `/kv`       | stores the body under `k` in store `default`, echoes it|
+//! | anything else (`/echo`, `/probe/exact`) | echoes the request as JSON |
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use spin_sdk::http::{Request, Response};
+use spin_sdk::{http_component, key_value, pg4, variables};
+
+/// Size of each chunk `/alloc` grabs.
+const CHUNK_BYTES: usize = 1024 * 1024;
+
+#[http_component]
+async fn handle_probe(req: Request) -> Response {
+    let path = req.path().to_owned();
+    match path.strip_prefix("/probe").unwrap_or(&path) {
+        "/loop" => spin_forever(),
+        "/alloc" => allocate_until_failure(),
+        "/outbound" => outbound(&req).await,
+        "/pg" => postgres(&req),
+        "/var" => variable(&req),
+        "/kv" => key_value_round_trip(&req),
+        _ => echo(&req),
+    }
+}
+
+/// 200 with the method, URI, path info and every header.
+fn echo(req: &Request) -> Response {
+    let headers: BTreeMap<&str, String> = req
+        .headers()
+        .map(|(name, value)| (name, String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
+    let path_info = req
+        .header("spin-path-info")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    respond(
+        200,
+        &json!({
+            "method": req.method().to_string(),
+            "uri": req.uri(),
+            "path_info": path_info,
+            "headers": headers,
+        }),
+    )
+}
+
+/// Never returns and never allocates: only an epoch/fuel limit stops it.
+fn spin_forever() -> ! {
+    let mut counter = 0u64;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Keeps every chunk alive and written to, so the memory is really used;
+/// the failing allocation aborts the instance.
+fn allocate_until_failure() -> ! {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        chunks.push(vec![0xA5; CHUNK_BYTES]);
+        std::hint::black_box(&chunks);
+    }
+}
+
+async fn outbound(req: &Request) -> Response {
+    let Some(url) = query_param(req, "url") else {
+        return respond(400, &json!({ "error": "missing ?url=" }));
+    };
+    let request = Request::get(url).build();
+    match spin_sdk::http::send::<_, Response>(request).await {
+        Ok(response) => respond(200, &json!({ "status": *response.status() })),
+        Err(err) => respond(502, &json!({ "error": err.to_string() })),
+    }
+}
+
+fn postgres(req: &Request) -> Response {
+    let Some(url) = query_param(req, "url") else {
+        return respond(400, &json!({ "error": "missing ?url=" }));
+    };
+    let failure = match pg4::Connection::open(&url) {
+        Ok(conn) => conn.query("SELECT 1", &[]).err(),
+        Err(err) => Some(err),
+    };
+    match failure {
+        None => respond(200, &json!({ "ok": true })),
+        Some(err) => respond(502, &json!({ "error": format!("{err:?}") })),
+    }
+}
+
+fn variable(req: &Request) -> Response {
+    let name = query_param(req, "name").unwrap_or_default();
+    match variables::get(&name) {
+        Ok(value) => respond(200, &json!({ "value": value })),
+        Err(err) => respond(404, &json!({ "error": format!("{err:?}") })),
+    }
+}
+
+fn key_value_round_trip(req: &Request) -> Response {
+    let result = key_value::Store::open_default().and_then(|store| {
+        store.set("k", req.body())?;
+        store.get("k")
+    });
+    match result {
+        Ok(value) => Response::builder()
+            .status(200)
+            .header("content-type", "application/octet-stream")
+            .body(value.unwrap_or_default())
+            .build(),
+        Err(err) => respond(500, &json!({ "error": format!("{err:?}") })),
+    }
+}
+
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    form_urlencoded::parse(req.query().as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn respond(status: u16, body: &Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .build()
+}
