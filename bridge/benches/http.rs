@@ -50,7 +50,13 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 
 /// Closed-loop load: `conns` keep-alive connections, each sending the next
 /// request when the previous answer arrives, for `duration`.
-async fn load(addr: SocketAddr, path: &str, token: Option<String>, conns: usize, duration: Duration) -> Stats {
+async fn load(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<String>,
+    conns: usize,
+    duration: Duration,
+) -> Stats {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..conns {
@@ -62,7 +68,9 @@ async fn load(addr: SocketAddr, path: &str, token: Option<String>, conns: usize,
             let mut errors = 0u64;
             let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
             stream.set_nodelay(true).ok();
-            let (mut sender, conn) = client_http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+            let (mut sender, conn) = client_http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("handshake");
             tokio::spawn(conn);
             while !stop.load(Ordering::Relaxed) {
                 let mut req = hyper::Request::get(&path).header("host", "bench");
@@ -102,7 +110,12 @@ async fn load(addr: SocketAddr, path: &str, token: Option<String>, conns: usize,
     }
     let elapsed = started.elapsed();
     all.sort_unstable();
-    Stats { requests: all.len() as u64, errors, elapsed, latencies_us: all }
+    Stats {
+        requests: all.len() as u64,
+        errors,
+        elapsed,
+        latencies_us: all,
+    }
 }
 
 async fn native_server() -> SocketAddr {
@@ -110,7 +123,9 @@ async fn native_server() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             stream.set_nodelay(true).ok();
             tokio::spawn(async move {
                 let svc = service_fn(|_req| async {
@@ -121,7 +136,9 @@ async fn native_server() -> SocketAddr {
                             .unwrap(),
                     )
                 });
-                let _ = server_http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = server_http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -152,11 +169,20 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 /// Starts `bridge up` as a process and times until its first 200.
 fn restart_probe(database_url: &str, keys: &JwtKeys) -> (Duration, Option<u64>) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = Instant::now();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
         .current_dir(root())
-        .args(["up", "--no-migrate", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "up",
+            "--no-migrate",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("SPIN_VARIABLE_DATABASE_URL", database_url)
         .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", &keys.private_key)
         .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &keys.public_key)
@@ -169,7 +195,8 @@ fn restart_probe(database_url: &str, keys: &JwtKeys) -> (Duration, Option<u64>) 
     while Instant::now() < deadline {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             use std::io::{Read, Write};
-            let _ = s.write_all(b"GET /auth/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let _ =
+                s.write_all(b"GET /auth/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let mut buf = String::new();
             let _ = s.read_to_string(&mut buf);
             if buf.starts_with("HTTP/1.1 200") {
@@ -187,13 +214,26 @@ fn restart_probe(database_url: &str, keys: &JwtKeys) -> (Duration, Option<u64>) 
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let conns: usize = std::env::var("BENCH_CONNECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let conns: usize = std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
     let duration = Duration::from_secs(seconds);
 
     // Servers on a 2-thread runtime; the load generator on its own thread.
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let load_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let load_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     let database = "spinmesh_bench";
     let database_url = format!("postgres://postgres@127.0.0.1:5432/{database}");
@@ -225,16 +265,36 @@ fn main() {
         let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
         let body = serde_json::json!({"email": email, "password": "benchmark-password"});
         let base = format!("http://{host_addr}");
-        let r = client.post(format!("{base}/auth/register")).json(&body).send().await.unwrap();
+        let r = client
+            .post(format!("{base}/auth/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 201, "register");
-        let r: serde_json::Value =
-            client.post(format!("{base}/auth/login")).json(&body).send().await.unwrap().json().await.unwrap();
+        let r: serde_json::Value = client
+            .post(format!("{base}/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         r["access_token"].as_str().expect("token").to_string()
     });
 
-    println!("spinmesh HTTP benchmark: {seconds} s per case, {conns} connections, 2 server threads");
+    println!(
+        "spinmesh HTTP benchmark: {seconds} s per case, {conns} connections, 2 server threads"
+    );
     // Warm-up (connection pools, caches).
-    load_rt.block_on(load(host_addr, "/auth/me", Some(token.clone()), conns, Duration::from_secs(1)));
+    load_rt.block_on(load(
+        host_addr,
+        "/auth/me",
+        Some(token.clone()),
+        conns,
+        Duration::from_secs(1),
+    ));
     load_rt.block_on(load(native, "/health", None, conns, Duration::from_secs(1)));
     running.host.take_instantiation_timings();
 
@@ -250,7 +310,10 @@ fn main() {
 
     let ratio = health.rps() / native_stats.rps();
     println!();
-    println!("ratio host/native (trivial route): {:.1}%   (target >= 40%)", ratio * 100.0);
+    println!(
+        "ratio host/native (trivial route): {:.1}%   (target >= 40%)",
+        ratio * 100.0
+    );
     println!(
         "instantiation: p50 {} us, p99 {} us over {} instances   (target p50 <= 50 us)",
         percentile(&inst, 0.5),
@@ -268,7 +331,10 @@ fn main() {
         first.as_secs_f64() * 1000.0
     );
     match rss {
-        Some(kib) => println!("bridge up idle resident memory: {:.1} MiB   (target <= 100 MB)", kib as f64 / 1024.0),
+        Some(kib) => println!(
+            "bridge up idle resident memory: {:.1} MiB   (target <= 100 MB)",
+            kib as f64 / 1024.0
+        ),
         None => println!("bridge up idle resident memory: unavailable (/proc not readable)"),
     }
 }

@@ -44,12 +44,16 @@ pub fn build_all(manifest: &Manifest, force: bool) -> anyhow::Result<()> {
 /// Without `watch` globs a component is always rebuilt (cargo itself then
 /// decides quickly that nothing changed).
 fn up_to_date(manifest: &Manifest, id: &str, decl: &ComponentDecl) -> anyhow::Result<bool> {
-    let Some(build) = &decl.build else { return Ok(true) };
+    let Some(build) = &decl.build else {
+        return Ok(true);
+    };
     if build.watch.is_empty() {
         return Ok(false);
     }
     let output = manifest.source_path(id, decl)?;
-    let Some(built) = modified(&output) else { return Ok(false) };
+    let Some(built) = modified(&output) else {
+        return Ok(false);
+    };
     let base = match &build.workdir {
         Some(w) => manifest.base_dir.join(w),
         None => manifest.base_dir.clone(),
@@ -57,12 +61,12 @@ fn up_to_date(manifest: &Manifest, id: &str, decl: &ComponentDecl) -> anyhow::Re
     for pattern in &build.watch {
         let full = base.join(pattern);
         let pattern = full.to_string_lossy();
-        for path in glob::glob(&pattern).with_context(|| format!("watch glob {pattern}"))? {
-            if let Ok(path) = path {
-                if modified(&path).is_some_and(|m| m > built) {
-                    return Ok(false);
-                }
-            }
+        let matches = glob::glob(&pattern).with_context(|| format!("watch glob {pattern}"))?;
+        if matches
+            .flatten()
+            .any(|path| modified(&path).is_some_and(|m| m > built))
+        {
+            return Ok(false);
         }
     }
     Ok(true)

@@ -12,8 +12,17 @@ use bridge::keys::JwtKeys;
 use bridge::manifest::Manifest;
 use clap::{Parser, Subcommand};
 
+/// The host allocates per request (stores, resource tables, headers); a
+/// thread-caching allocator keeps that off glibc malloc's locks.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
-#[command(name = "bridge", version, about = "spinmesh: embedded Spin host, migrations, event relay")]
+#[command(
+    name = "bridge",
+    version,
+    about = "spinmesh: embedded Spin host, migrations, event relay"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -34,7 +43,12 @@ enum Cmd {
 #[derive(clap::Args)]
 struct ManifestArgs {
     /// The application manifest.
-    #[arg(long, short = 'f', default_value = "spin.toml", env = "SPINMESH_MANIFEST")]
+    #[arg(
+        long,
+        short = 'f',
+        default_value = "spin.toml",
+        env = "SPINMESH_MANIFEST"
+    )]
     manifest: PathBuf,
     /// Directory of SQL migrations.
     #[arg(long, default_value = "migrations")]
@@ -67,7 +81,11 @@ struct UpArgs {
     #[arg(long, default_value_t = 16, env = "SPINMESH_PG_POOL_SIZE")]
     pg_pool_size: usize,
     /// Redis URL backing Spin key-value stores.
-    #[arg(long, default_value = "redis://127.0.0.1:6379", env = "SPINMESH_KV_REDIS_URL")]
+    #[arg(
+        long,
+        default_value = "redis://127.0.0.1:6379",
+        env = "SPINMESH_KV_REDIS_URL"
+    )]
     kv_redis_url: String,
     /// Directory for compiled components (default: ~/.cache/spinmesh/compiled).
     #[arg(long, env = "SPINMESH_CACHE_DIR")]
@@ -125,7 +143,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         cache_dir: if args.no_cache {
             None
         } else {
-            args.cache_dir.or_else(bridge::host::engine::default_cache_dir)
+            args.cache_dir
+                .or_else(bridge::host::engine::default_cache_dir)
         },
         pools: PoolConfig {
             pg_max_connections: args.pg_pool_size,

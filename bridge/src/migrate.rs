@@ -15,7 +15,7 @@ use tokio_postgres::NoTls;
 use crate::host::outbound::redact;
 
 /// Lock id for the migration advisory lock ("spinmig" in ASCII).
-const MIGRATION_LOCK: i64 = 0x7370_696e_6d69_67;
+const MIGRATION_LOCK: i64 = 0x0073_7069_6e6d_6967;
 
 /// One migration file.
 #[derive(Debug, Clone)]
@@ -148,7 +148,10 @@ async fn ensure_database(database_url: &str) -> anyhow::Result<()> {
         .is_some();
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        match client.batch_execute(&format!("CREATE DATABASE {quoted}")).await {
+        match client
+            .batch_execute(&format!("CREATE DATABASE {quoted}"))
+            .await
+        {
             Ok(()) => tracing::info!(database = %name, "created database"),
             // Another migrator created it first.
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}

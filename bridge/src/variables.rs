@@ -69,9 +69,9 @@ impl AppVariables {
                 .find("}}")
                 .with_context(|| format!("unterminated '{{{{' in {template:?}"))?;
             let name = after[..end].trim();
-            let value = self
-                .get(name)
-                .with_context(|| format!("template {template:?} uses undefined variable {name:?}"))?;
+            let value = self.get(name).with_context(|| {
+                format!("template {template:?} uses undefined variable {name:?}")
+            })?;
             out.push_str(value);
             rest = &after[end + 2..];
         }

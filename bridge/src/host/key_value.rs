@@ -28,7 +28,10 @@ impl InstanceState {
     ) -> wasmtime::Result<Result<T, Error>> {
         let store = self.table.get(store)?;
         let mut conn = store.conn.clone();
-        Ok(build(&store.key).query_async(&mut conn).await.map_err(other))
+        Ok(build(&store.key)
+            .query_async(&mut conn)
+            .await
+            .map_err(other))
     }
 }
 
@@ -47,28 +50,55 @@ impl kv::HostStore for InstanceState {
         }
     }
 
-    async fn get(&mut self, store: Resource<KvStore>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        self.kv_query(&store, |h| redis::cmd("HGET").arg(h).arg(&key).clone()).await
+    async fn get(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        self.kv_query(&store, |h| redis::cmd("HGET").arg(h).arg(&key).clone())
+            .await
     }
 
-    async fn set(&mut self, store: Resource<KvStore>, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
+    async fn set(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let r: Result<i64, Error> = self
-            .kv_query(&store, |h| redis::cmd("HSET").arg(h).arg(&key).arg(&value).clone())
+            .kv_query(&store, |h| {
+                redis::cmd("HSET").arg(h).arg(&key).arg(&value).clone()
+            })
             .await?;
         Ok(r.map(|_| ()))
     }
 
-    async fn delete(&mut self, store: Resource<KvStore>, key: String) -> wasmtime::Result<Result<(), Error>> {
-        let r: Result<i64, Error> = self.kv_query(&store, |h| redis::cmd("HDEL").arg(h).arg(&key).clone()).await?;
+    async fn delete(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let r: Result<i64, Error> = self
+            .kv_query(&store, |h| redis::cmd("HDEL").arg(h).arg(&key).clone())
+            .await?;
         Ok(r.map(|_| ()))
     }
 
-    async fn exists(&mut self, store: Resource<KvStore>, key: String) -> wasmtime::Result<Result<bool, Error>> {
-        self.kv_query(&store, |h| redis::cmd("HEXISTS").arg(h).arg(&key).clone()).await
+    async fn exists(
+        &mut self,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, Error>> {
+        self.kv_query(&store, |h| redis::cmd("HEXISTS").arg(h).arg(&key).clone())
+            .await
     }
 
-    async fn get_keys(&mut self, store: Resource<KvStore>) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        self.kv_query(&store, |h| redis::cmd("HKEYS").arg(h).clone()).await
+    async fn get_keys(
+        &mut self,
+        store: Resource<KvStore>,
+    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        self.kv_query(&store, |h| redis::cmd("HKEYS").arg(h).clone())
+            .await
     }
 
     async fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {

@@ -108,7 +108,7 @@ pub struct Host {
     router: Router,
     services: Arc<Services>,
     config: HostConfig,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     timings: Arc<std::sync::Mutex<Vec<u32>>>,
     app_name: String,
 }
@@ -123,9 +123,8 @@ impl Host {
     /// routes conflict.
     pub fn new(manifest: &Manifest, config: HostConfig) -> anyhow::Result<Arc<Self>> {
         let doc = &manifest.doc;
-        let app_vars = AppVariables::resolve(doc, &config.variable_overrides, |k| {
-            std::env::var(k).ok()
-        })?;
+        let app_vars =
+            AppVariables::resolve(doc, &config.variable_overrides, |k| std::env::var(k).ok())?;
         let engine = engine::build_engine(&config)?;
         engine::spawn_epoch_ticker(&engine);
 
@@ -140,12 +139,7 @@ impl Host {
             .map_err(anyhow::Error::from)
             .context("linking Spin interfaces")?;
 
-        let mut ids: Vec<&String> = doc
-            .trigger
-            .http
-            .iter()
-            .map(|t| &t.component)
-            .collect();
+        let mut ids: Vec<&String> = doc.trigger.http.iter().map(|t| &t.component).collect();
         ids.sort();
         ids.dedup();
 
@@ -158,10 +152,16 @@ impl Host {
             let instance_pre = linker
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("component {id}: imports something this host (and Spin) does not provide"))?;
+                .with_context(|| {
+                    format!(
+                        "component {id}: imports something this host (and Spin) does not provide"
+                    )
+                })?;
             let pre = ProxyPre::new(instance_pre)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("component {id} does not export wasi:http/incoming-handler"))?;
+                .with_context(|| {
+                    format!("component {id} does not export wasi:http/incoming-handler")
+                })?;
             let ctx = ComponentContext {
                 id: (*id).clone(),
                 variables: component_variables(&app_vars, &decl.variables)
@@ -193,7 +193,7 @@ impl Host {
             components,
             router,
             services: Services::new(config.pools.clone()),
-            permits: Semaphore::new(config.max_concurrency.max(1)),
+            permits: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
             timings: Arc::default(),
             app_name: doc.application.name.clone(),
             config,
@@ -210,7 +210,12 @@ impl Host {
         self.router
             .routes()
             .iter()
-            .map(|r| (r.pattern.clone(), self.components[r.component].ctx.id.clone()))
+            .map(|r| {
+                (
+                    r.pattern.clone(),
+                    self.components[r.component].ctx.id.clone(),
+                )
+            })
             .collect()
     }
 
@@ -228,7 +233,12 @@ impl Host {
     ) -> hyper::Response<ResponseBody> {
         let path = req.uri().path().to_string();
         let Some(matched) = self.router.find(&path) else {
-            return problem(404, "not-found", "Not Found", &format!("no route matches {path}"));
+            return problem(
+                404,
+                "not-found",
+                "Not Found",
+                &format!("no route matches {path}"),
+            );
         };
         let component = &self.components[matched.component];
 
@@ -265,7 +275,10 @@ impl Host {
         // wasi-http wants an absolute URI (scheme + authority).
         let mut parts = req.uri().clone().into_parts();
         parts.scheme = Some(http::uri::Scheme::HTTP);
-        parts.authority = host_header.parse().ok().or_else(|| listen.to_string().parse().ok());
+        parts.authority = host_header
+            .parse()
+            .ok()
+            .or_else(|| listen.to_string().parse().ok());
         if let Ok(uri) = http::Uri::from_parts(parts) {
             *req.uri_mut() = uri;
         }
@@ -274,7 +287,12 @@ impl Host {
             Ok(resp) => resp,
             Err(err) => {
                 tracing::error!(component = %component.ctx.id, error = %format!("{err:#}"), "request failed");
-                problem(500, "internal", "Internal Server Error", "the function failed to produce a response")
+                problem(
+                    500,
+                    "internal",
+                    "Internal Server Error",
+                    "the function failed to produce a response",
+                )
             }
         }
     }
@@ -284,7 +302,12 @@ impl Host {
         component: &LoadedComponent,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> anyhow::Result<hyper::Response<ResponseBody>> {
-        let _permit = self.permits.acquire().await.context("host shutting down")?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .context("host shutting down")?;
         let mut store = self.new_store(&component.ctx);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let (req, out) = {
@@ -297,11 +320,16 @@ impl Host {
         let pre = component.pre.clone();
         let timings = self.config.record_timings.then(|| self.timings.clone());
         let task = tokio::spawn(async move {
+            // The slot is held while the instance lives, body streaming included.
+            let _permit = permit;
             let started = Instant::now();
             let proxy = pre.instantiate_async(&mut store).await?;
             if let Some(timings) = timings {
                 let micros = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
-                timings.lock().unwrap_or_else(|e| e.into_inner()).push(micros);
+                timings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(micros);
             }
             proxy
                 .wasi_http_incoming_handler()
@@ -357,7 +385,12 @@ impl Host {
 
 /// An `application/problem+json` response (RFC 9457) produced by the host
 /// itself (unknown route, failed function).
-pub fn problem(status: u16, kind: &str, title: &str, detail: &str) -> hyper::Response<ResponseBody> {
+pub fn problem(
+    status: u16,
+    kind: &str,
+    title: &str,
+    detail: &str,
+) -> hyper::Response<ResponseBody> {
     let body = serde_json::json!({
         "type": format!("https://spinmesh.dev/problems/{kind}"),
         "title": title,
@@ -372,5 +405,11 @@ pub fn problem(status: u16, kind: &str, title: &str, detail: &str) -> hyper::Res
                 .map_err(|never| match never {})
                 .boxed_unsync(),
         )
-        .unwrap_or_else(|_| hyper::Response::new(http_body_util::Empty::new().map_err(|never| match never {}).boxed_unsync()))
+        .unwrap_or_else(|_| {
+            hyper::Response::new(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+        })
 }

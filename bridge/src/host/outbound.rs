@@ -169,10 +169,10 @@ fn parse_entry(entry: &str) -> anyhow::Result<AllowedHost> {
 
 /// Splits `host:port`, `[v6]:port`, `host`.
 fn split_host_port(s: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some((h, tail)) = rest.split_once(']') {
-            return (h, tail.strip_prefix(':'));
-        }
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some((h, tail)) = rest.split_once(']')
+    {
+        return (h, tail.strip_prefix(':'));
     }
     match s.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
@@ -197,8 +197,9 @@ pub fn parse_target(url: &str) -> anyhow::Result<Target> {
     }
     let port = match port {
         Some(p) => p.parse().context("bad port")?,
-        None => default_port(&scheme)
-            .with_context(|| format!("no port and no default for {scheme}"))?,
+        None => {
+            default_port(&scheme).with_context(|| format!("no port and no default for {scheme}"))?
+        }
     };
     Ok(Target {
         scheme,
@@ -238,7 +239,11 @@ mod tests {
 
     #[test]
     fn wildcards_and_ranges() {
-        let p = policy(&["http://*.example.com:*", "https://api.test:8000..8002", "*://10.0.0.1:99"]);
+        let p = policy(&[
+            "http://*.example.com:*",
+            "https://api.test:8000..8002",
+            "*://10.0.0.1:99",
+        ]);
         assert!(p.check_url("http://a.example.com:1234/x").is_ok());
         assert!(p.check_url("http://example.com/x").is_err());
         assert!(p.check_url("https://api.test:8001").is_ok());

@@ -5,6 +5,10 @@
 //! `spin up`. Result columns are converted by their Postgres type; anything
 //! unknown comes back as `unsupported` with its raw bytes.
 
+// The WIT `error` variant is large, and it is the return type the
+// interface dictates; boxing it would only add a conversion back.
+#![allow(clippy::result_large_err)]
+
 use std::error::Error as StdError;
 
 use bytes::BytesMut;
@@ -30,7 +34,10 @@ impl pg::Host for InstanceState {}
 
 impl pg::HostConnection for InstanceState {
     #[instrument(skip_all, fields(component = %self.component.id))]
-    async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
         if let Err(err) = self.component.outbound.check_url(&address) {
             return Ok(Err(Error::ConnectionFailed(err.to_string())));
         }
@@ -51,7 +58,11 @@ impl pg::HostConnection for InstanceState {
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
         let conn = self.table.get(&conn)?;
-        let params = match params.into_iter().map(Param::try_from).collect::<Result<Vec<_>, _>>() {
+        let params = match params
+            .into_iter()
+            .map(Param::try_from)
+            .collect::<Result<Vec<_>, _>>()
+        {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
@@ -99,7 +110,11 @@ impl pg::HostConnection for InstanceState {
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
         let conn = self.table.get(&conn)?;
-        let params = match params.into_iter().map(Param::try_from).collect::<Result<Vec<_>, _>>() {
+        let params = match params
+            .into_iter()
+            .map(Param::try_from)
+            .collect::<Result<Vec<_>, _>>()
+        {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
@@ -108,7 +123,11 @@ impl pg::HostConnection for InstanceState {
             Ok(s) => s,
             Err(e) => return Ok(Err(query_failed(&e))),
         };
-        Ok(conn.client.execute(&stmt, &refs).await.map_err(|e| query_failed(&e)))
+        Ok(conn
+            .client
+            .execute(&stmt, &refs)
+            .await
+            .map_err(|e| query_failed(&e)))
     }
 
     async fn drop(&mut self, conn: Resource<PgConnection>) -> wasmtime::Result<()> {
@@ -137,7 +156,8 @@ fn query_failed(err: &tokio_postgres::Error) -> Error {
         })),
         None if err.is_closed() => Error::ConnectionFailed(err.to_string()),
         None => Error::QueryFailed(QueryError::Text(
-            err.source().map_or_else(|| err.to_string(), |s| format!("{err}: {s}")),
+            err.source()
+                .map_or_else(|| err.to_string(), |s| format!("{err}: {s}")),
         )),
     }
 }
@@ -176,11 +196,13 @@ fn date(y: i32, m: u8, d: u8) -> Result<NaiveDate, Error> {
 }
 
 fn time(h: u8, m: u8, s: u8, ns: u32) -> Result<NaiveTime, Error> {
-    NaiveTime::from_hms_nano_opt(h.into(), m.into(), s.into(), ns).ok_or_else(|| bad("invalid time"))
+    NaiveTime::from_hms_nano_opt(h.into(), m.into(), s.into(), ns)
+        .ok_or_else(|| bad("invalid time"))
 }
 
 fn decimal(s: &str) -> Result<Decimal, Error> {
-    s.parse().map_err(|e| bad(format!("invalid decimal {s:?}: {e}")))
+    s.parse()
+        .map_err(|e| bad(format!("invalid decimal {s:?}: {e}")))
 }
 
 impl TryFrom<ParameterValue> for Param {
@@ -208,10 +230,13 @@ impl TryFrom<ParameterValue> for Param {
                     .ok_or_else(|| bad("timestamp out of range"))?
                     .naive_utc(),
             ),
-            P::Uuid(s) => Param::Uuid(s.parse().map_err(|e| bad(format!("invalid uuid {s:?}: {e}")))?),
-            P::Jsonb(bytes) => {
-                Param::Json(serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid jsonb: {e}")))?)
-            }
+            P::Uuid(s) => Param::Uuid(
+                s.parse()
+                    .map_err(|e| bad(format!("invalid uuid {s:?}: {e}")))?,
+            ),
+            P::Jsonb(bytes) => Param::Json(
+                serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid jsonb: {e}")))?,
+            ),
             P::Decimal(s) => Param::Decimal(decimal(&s)?),
             P::ArrayInt32(v) => Param::I32Array(v),
             P::ArrayInt64(v) => Param::I64Array(v),
@@ -223,7 +248,9 @@ impl TryFrom<ParameterValue> for Param {
             P::ArrayStr(v) => Param::StrArray(v),
             P::DbNull => Param::Null,
             P::RangeInt32(_) | P::RangeInt64(_) | P::RangeDecimal(_) | P::Interval(_) => {
-                return Err(bad("range and interval parameters are not supported by this host"));
+                return Err(bad(
+                    "range and interval parameters are not supported by this host",
+                ));
             }
         })
     }
@@ -287,7 +314,11 @@ impl ToSql for Param {
             Param::Null => true,
         };
         if !ok {
-            return Err(format!("cannot bind a {} parameter to a column of type {ty}", self.kind()).into());
+            return Err(format!(
+                "cannot bind a {} parameter to a column of type {ty}",
+                self.kind()
+            )
+            .into());
         }
         self.to_sql(ty, out)
     }
@@ -370,7 +401,11 @@ fn datetime(v: NaiveDateTime) -> DbValue {
     ))
 }
 
-fn db_value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<DbValue, tokio_postgres::Error> {
+fn db_value(
+    row: &tokio_postgres::Row,
+    i: usize,
+    ty: &Type,
+) -> Result<DbValue, tokio_postgres::Error> {
     fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> DbValue) -> DbValue {
         v.map_or(DbValue::DbNull, f)
     }
@@ -382,29 +417,42 @@ fn db_value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<DbValue, t
         Type::INT8 => or_null(row.try_get(i)?, DbValue::Int64),
         Type::FLOAT4 => or_null(row.try_get(i)?, DbValue::Floating32),
         Type::FLOAT8 => or_null(row.try_get(i)?, DbValue::Floating64),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => or_null(row.try_get(i)?, DbValue::Str),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+            or_null(row.try_get(i)?, DbValue::Str)
+        }
         Type::BYTEA => or_null(row.try_get(i)?, DbValue::Binary),
         Type::DATE => or_null(row.try_get::<_, Option<NaiveDate>>(i)?, |d| {
             DbValue::Date((d.year(), d.month() as u8, d.day() as u8))
         }),
         Type::TIME => or_null(row.try_get::<_, Option<NaiveTime>>(i)?, |t| {
-            DbValue::Time((t.hour() as u8, t.minute() as u8, t.second() as u8, t.nanosecond()))
+            DbValue::Time((
+                t.hour() as u8,
+                t.minute() as u8,
+                t.second() as u8,
+                t.nanosecond(),
+            ))
         }),
         Type::TIMESTAMP => or_null(row.try_get::<_, Option<NaiveDateTime>>(i)?, datetime),
         Type::TIMESTAMPTZ => or_null(row.try_get::<_, Option<DateTime<Utc>>>(i)?, |t| {
             datetime(t.naive_utc())
         }),
-        Type::UUID => or_null(row.try_get::<_, Option<uuid::Uuid>>(i)?, |u| DbValue::Uuid(u.to_string())),
+        Type::UUID => or_null(row.try_get::<_, Option<uuid::Uuid>>(i)?, |u| {
+            DbValue::Uuid(u.to_string())
+        }),
         Type::JSON | Type::JSONB => or_null(row.try_get::<_, Option<serde_json::Value>>(i)?, |j| {
             DbValue::Jsonb(serde_json::to_vec(&j).unwrap_or_default())
         }),
-        Type::NUMERIC => or_null(row.try_get::<_, Option<Decimal>>(i)?, |d| DbValue::Decimal(d.to_string())),
+        Type::NUMERIC => or_null(row.try_get::<_, Option<Decimal>>(i)?, |d| {
+            DbValue::Decimal(d.to_string())
+        }),
         Type::INT4_ARRAY => or_null(row.try_get(i)?, DbValue::ArrayInt32),
         Type::INT8_ARRAY => or_null(row.try_get(i)?, DbValue::ArrayInt64),
         Type::NUMERIC_ARRAY => or_null(row.try_get::<_, Option<Vec<Option<Decimal>>>>(i)?, |v| {
             DbValue::ArrayDecimal(v.into_iter().map(|d| d.map(|d| d.to_string())).collect())
         }),
         Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => or_null(row.try_get(i)?, DbValue::ArrayStr),
-        _ => or_null(row.try_get::<_, Option<Raw>>(i)?, |r| DbValue::Unsupported(r.0)),
+        _ => or_null(row.try_get::<_, Option<Raw>>(i)?, |r| {
+            DbValue::Unsupported(r.0)
+        }),
     })
 }

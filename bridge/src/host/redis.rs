@@ -35,7 +35,10 @@ impl InstanceState {
 
 impl r::HostConnection for InstanceState {
     #[instrument(skip_all, fields(component = %self.component.id))]
-    async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<RedisConnection>, Error>> {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<RedisConnection>, Error>> {
         if let Err(err) = self.component.outbound.check_url(&address) {
             tracing::warn!(error = %err, "redis connection denied");
             return Ok(Err(Error::InvalidAddress));
@@ -57,43 +60,74 @@ impl r::HostConnection for InstanceState {
         Ok(self.redis_query::<i64>(&conn, cmd).await?.map(|_| ()))
     }
 
-    async fn get(&mut self, conn: Resource<RedisConnection>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+    async fn get(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(key);
         self.redis_query(&conn, cmd).await
     }
 
-    async fn set(&mut self, conn: Resource<RedisConnection>, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
+    async fn set(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value);
         self.redis_query(&conn, cmd).await
     }
 
-    async fn incr(&mut self, conn: Resource<RedisConnection>, key: String) -> wasmtime::Result<Result<i64, Error>> {
+    async fn incr(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<i64, Error>> {
         let mut cmd = redis::cmd("INCR");
         cmd.arg(key);
         self.redis_query(&conn, cmd).await
     }
 
-    async fn del(&mut self, conn: Resource<RedisConnection>, keys: Vec<String>) -> wasmtime::Result<Result<u32, Error>> {
+    async fn del(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(keys);
         self.redis_query(&conn, cmd).await
     }
 
-    async fn sadd(&mut self, conn: Resource<RedisConnection>, key: String, values: Vec<String>) -> wasmtime::Result<Result<u32, Error>> {
+    async fn sadd(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
         let mut cmd = redis::cmd("SADD");
         cmd.arg(key).arg(values);
         self.redis_query(&conn, cmd).await
     }
 
-    async fn smembers(&mut self, conn: Resource<RedisConnection>, key: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
+    async fn smembers(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let mut cmd = redis::cmd("SMEMBERS");
         cmd.arg(key);
         self.redis_query(&conn, cmd).await
     }
 
-    async fn srem(&mut self, conn: Resource<RedisConnection>, key: String, values: Vec<String>) -> wasmtime::Result<Result<u32, Error>> {
+    async fn srem(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
         let mut cmd = redis::cmd("SREM");
         cmd.arg(key).arg(values);
         self.redis_query(&conn, cmd).await

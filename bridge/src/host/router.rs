@@ -126,7 +126,8 @@ impl Route {
     }
 
     fn matches<'a>(&'a self, parts: &[&str]) -> Option<RouteMatch<'a>> {
-        if parts.len() < self.segments.len() || (!self.wildcard && parts.len() != self.segments.len())
+        if parts.len() < self.segments.len()
+            || (!self.wildcard && parts.len() != self.segments.len())
         {
             return None;
         }

@@ -63,7 +63,9 @@ impl Server {
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let host = host.clone();
-                    async move { Ok::<_, std::convert::Infallible>(host.handle(req, client, listen).await) }
+                    async move {
+                        Ok::<_, std::convert::Infallible>(host.handle(req, client, listen).await)
+                    }
                 });
                 if let Err(err) = http1::Builder::new()
                     .timer(TokioTimer::new())

@@ -62,8 +62,9 @@ impl Services {
             match pools.get(address) {
                 Some(pool) => pool.clone(),
                 None => {
-                    let pg_config: tokio_postgres::Config =
-                        address.parse().context("invalid Postgres connection string")?;
+                    let pg_config: tokio_postgres::Config = address
+                        .parse()
+                        .context("invalid Postgres connection string")?;
                     let manager = deadpool_postgres::Manager::from_config(
                         pg_config,
                         tokio_postgres::NoTls,

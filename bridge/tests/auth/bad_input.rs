@@ -7,17 +7,52 @@ use crate::common::TestApp;
 #[tokio::test]
 async fn malformed_requests_get_clear_problems() {
     let app = TestApp::spawn().await;
-    let two_mib = format!("{{\"email\":\"a@b.co\",\"password\":\"{}\"}}", "x".repeat(2 << 20));
+    let two_mib = format!(
+        "{{\"email\":\"a@b.co\",\"password\":\"{}\"}}",
+        "x".repeat(2 << 20)
+    );
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("malformed JSON", b"{\"email\": ".to_vec(), 400),
         ("not an object", b"[1,2,3]".to_vec(), 400),
         ("empty body", Vec::new(), 400),
-        ("email of the wrong type", json!({"email": 42, "password": "password123"}).to_string().into(), 422),
-        ("password of the wrong type", json!({"email": "a@b.co", "password": ["x"]}).to_string().into(), 422),
-        ("missing password", json!({"email": "a@b.co"}).to_string().into(), 422),
-        ("missing email", json!({"password": "password123"}).to_string().into(), 422),
-        ("invalid email", json!({"email": "no-at-sign", "password": "password123"}).to_string().into(), 422),
-        ("short password", json!({"email": "a@b.co", "password": "short"}).to_string().into(), 422),
+        (
+            "email of the wrong type",
+            json!({"email": 42, "password": "password123"})
+                .to_string()
+                .into(),
+            422,
+        ),
+        (
+            "password of the wrong type",
+            json!({"email": "a@b.co", "password": ["x"]})
+                .to_string()
+                .into(),
+            422,
+        ),
+        (
+            "missing password",
+            json!({"email": "a@b.co"}).to_string().into(),
+            422,
+        ),
+        (
+            "missing email",
+            json!({"password": "password123"}).to_string().into(),
+            422,
+        ),
+        (
+            "invalid email",
+            json!({"email": "no-at-sign", "password": "password123"})
+                .to_string()
+                .into(),
+            422,
+        ),
+        (
+            "short password",
+            json!({"email": "a@b.co", "password": "short"})
+                .to_string()
+                .into(),
+            422,
+        ),
         ("2 MiB body", two_mib.into_bytes(), 413),
     ];
     for (what, body, status) in cases {
@@ -31,17 +66,34 @@ async fn sql_looking_strings_are_stored_literally() {
     let app = TestApp::spawn().await;
     let username = "r0b'); DROP--";
     let r = app
-        .register("bobby'; DROP TABLE users;--@example.com", "password123", None)
+        .register(
+            "bobby'; DROP TABLE users;--@example.com",
+            "password123",
+            None,
+        )
         .await;
     // Either rejected as an invalid email or stored as typed; never executed.
     assert!(r.status == 201 || r.status == 422, "{}", r.text);
-    let r = app.register("tables@example.com", "x'); DELETE FROM users; --", None).await;
+    let r = app
+        .register("tables@example.com", "x'); DELETE FROM users; --", None)
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let login = app.login("tables@example.com", "x'); DELETE FROM users; --").await;
-    assert_eq!(login.status, 200, "password with SQL round-trips: {}", login.text);
+    let login = app
+        .login("tables@example.com", "x'); DELETE FROM users; --")
+        .await;
+    assert_eq!(
+        login.status, 200,
+        "password with SQL round-trips: {}",
+        login.text
+    );
     let access = login.json()["access_token"].as_str().unwrap().to_string();
     let patch = app
-        .send("PATCH", "/auth/me", json!({"username": username}).to_string().into(), Some(&access))
+        .send(
+            "PATCH",
+            "/auth/me",
+            json!({"username": username}).to_string().into(),
+            Some(&access),
+        )
         .await;
     // Usernames are restricted to [A-Za-z0-9_.-]: rejected, not executed.
     patch.assert_problem(422, "SQL-looking username");
@@ -51,8 +103,12 @@ async fn sql_looking_strings_are_stored_literally() {
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods() {
     let app = TestApp::spawn().await;
-    app.get("/nope", None).await.assert_problem(404, "no route at all");
-    app.get("/auth/nope", None).await.assert_problem(404, "unknown path under /auth");
+    app.get("/nope", None)
+        .await
+        .assert_problem(404, "no route at all");
+    app.get("/auth/nope", None)
+        .await
+        .assert_problem(404, "unknown path under /auth");
     let r = app.get("/auth/register", None).await;
     r.assert_problem(405, "GET on a POST route");
     assert!(r.headers.get("allow").is_some(), "405 carries Allow");

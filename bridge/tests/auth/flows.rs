@@ -7,13 +7,20 @@ use crate::common::TestApp;
 #[tokio::test]
 async fn register_returns_201_with_the_user() {
     let app = TestApp::spawn().await;
-    let r = app.register("Alice@Example.com", "long enough pw", Some("alice")).await;
+    let r = app
+        .register("Alice@Example.com", "long enough pw", Some("alice"))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let user = r.json();
     assert_eq!(user["email"], "alice@example.com", "email is normalised");
     assert_eq!(user["username"], "alice");
     assert_eq!(user["role"], "user");
-    assert!(user["id"].as_str().is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()), "{user}");
+    assert!(
+        user["id"]
+            .as_str()
+            .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()),
+        "{user}"
+    );
     assert!(user["created_at"].is_string());
     assert!(user.get("password").is_none() && user.get("password_hash").is_none());
 }
@@ -41,8 +48,12 @@ async fn full_session_register_login_me_refresh_logout() {
 
     let out = app.logout(access2, Some(refresh2)).await;
     assert!(out.status == 204 || out.status == 200, "{}", out.text);
-    app.me(access2).await.assert_problem(401, "access token after logout");
-    app.refresh(refresh2).await.assert_problem(401, "refresh token after logout");
+    app.me(access2)
+        .await
+        .assert_problem(401, "access token after logout");
+    app.refresh(refresh2)
+        .await
+        .assert_problem(401, "refresh token after logout");
     // A token issued before logout, not itself revoked, still works.
     assert_eq!(app.me(access).await.status, 200);
 }
@@ -57,8 +68,12 @@ async fn reusing_a_spent_refresh_token_revokes_its_family() {
         .unwrap()
         .to_string();
 
-    app.refresh(&first).await.assert_problem(401, "spent token reused");
-    app.refresh(&second).await.assert_problem(401, "sibling revoked after reuse");
+    app.refresh(&first)
+        .await
+        .assert_problem(401, "spent token reused");
+    app.refresh(&second)
+        .await
+        .assert_problem(401, "sibling revoked after reuse");
 }
 
 #[tokio::test]
@@ -75,9 +90,14 @@ async fn login_failures_are_indistinguishable() {
 #[tokio::test]
 async fn login_by_username_works() {
     let app = TestApp::spawn().await;
-    app.register("bob@example.com", "password123", Some("bob")).await;
+    app.register("bob@example.com", "password123", Some("bob"))
+        .await;
     let r = app
-        .post_json("/auth/login", &json!({"username": "bob", "password": "password123"}), None)
+        .post_json(
+            "/auth/login",
+            &json!({"username": "bob", "password": "password123"}),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
@@ -85,7 +105,12 @@ async fn login_by_username_works() {
 #[tokio::test]
 async fn duplicate_email_or_username_is_409() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.register("carol@example.com", "password123", Some("carol")).await.status, 201);
+    assert_eq!(
+        app.register("carol@example.com", "password123", Some("carol"))
+            .await
+            .status,
+        201
+    );
     app.register("CAROL@example.com", "password123", None)
         .await
         .assert_problem(409, "same email, other case");
@@ -97,20 +122,36 @@ async fn duplicate_email_or_username_is_409() {
 #[tokio::test]
 async fn patch_me_changes_the_username() {
     let app = TestApp::spawn().await;
-    app.register("taken@example.com", "password123", Some("taken")).await;
+    app.register("taken@example.com", "password123", Some("taken"))
+        .await;
     let (_, tokens) = app.signed_in_user().await;
     let access = tokens["access_token"].as_str().unwrap();
     let r = app
-        .send("PATCH", "/auth/me", json!({"username": "renamed"}).to_string().into(), Some(access))
+        .send(
+            "PATCH",
+            "/auth/me",
+            json!({"username": "renamed"}).to_string().into(),
+            Some(access),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.me(access).await.json()["username"], "renamed");
-    app.send("PATCH", "/auth/me", json!({"username": "taken"}).to_string().into(), Some(access))
-        .await
-        .assert_problem(409, "username taken");
-    app.send("PATCH", "/auth/me", json!({"username": "x"}).to_string().into(), Some(access))
-        .await
-        .assert_problem(422, "username too short");
+    app.send(
+        "PATCH",
+        "/auth/me",
+        json!({"username": "taken"}).to_string().into(),
+        Some(access),
+    )
+    .await
+    .assert_problem(409, "username taken");
+    app.send(
+        "PATCH",
+        "/auth/me",
+        json!({"username": "x"}).to_string().into(),
+        Some(access),
+    )
+    .await
+    .assert_problem(422, "username too short");
 }
 
 #[tokio::test]

@@ -15,7 +15,11 @@ async fn seed_register_and_login_answer_bearer_tokens() {
     assert_eq!(r.status, 200, "{}", r.text);
     let token = r.json()["access_token"].as_str().unwrap().to_string();
     assert_eq!(r.json()["token_type"], "bearer");
-    assert_eq!(app.me(&token).await.status, 200, "seed token works on /auth/me");
+    assert_eq!(
+        app.me(&token).await.status,
+        200,
+        "seed token works on /auth/me"
+    );
 }
 
 #[tokio::test]
@@ -26,10 +30,18 @@ async fn seed_routes_map_errors_like_the_old_service() {
     app.post_json("/register", &body, None)
         .await
         .assert_problem(400, "duplicate on seed route");
-    app.post_json("/login", &json!({"email": "dup@example.com", "password": "wrong-password"}), None)
-        .await
-        .assert_problem(401, "bad credentials");
-    app.post_json("/register", &json!({"email": "not-an-email", "password": "password123"}), None)
-        .await
-        .assert_problem(422, "invalid email");
+    app.post_json(
+        "/login",
+        &json!({"email": "dup@example.com", "password": "wrong-password"}),
+        None,
+    )
+    .await
+    .assert_problem(401, "bad credentials");
+    app.post_json(
+        "/register",
+        &json!({"email": "not-an-email", "password": "password123"}),
+        None,
+    )
+    .await
+    .assert_problem(422, "invalid email");
 }

@@ -24,7 +24,10 @@ async fn forged_and_tampered_tokens_are_rejected() {
     let app = TestApp::spawn().await;
     let (_, tokens) = app.signed_in_user().await;
     let valid = tokens["access_token"].as_str().unwrap();
-    let sub = app.me(valid).await.json()["id"].as_str().unwrap().to_string();
+    let sub = app.me(valid).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let real_key =
         Ed25519KeyPair::from_bytes(&STANDARD.decode(&app.keys.private_key).unwrap()).unwrap();
@@ -94,6 +97,8 @@ async fn forged_and_tampered_tokens_are_rejected() {
     }
 
     // The control: a correctly signed token of our own making is accepted.
-    let good = real_key.sign(claims(&sub, "spinmesh", Duration::from_mins(5))).unwrap();
+    let good = real_key
+        .sign(claims(&sub, "spinmesh", Duration::from_mins(5)))
+        .unwrap();
     assert_eq!(app.me(&good).await.status, 200, "control token");
 }

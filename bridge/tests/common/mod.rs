@@ -60,7 +60,10 @@ impl TestApp {
         let database = format!("spinmesh_test_{}", uuid::Uuid::new_v4().simple());
         let keys = JwtKeys::generate();
         let mut vars = BTreeMap::from([
-            ("database_url".to_string(), format!("{PG_SERVER}/{database}")),
+            (
+                "database_url".to_string(),
+                format!("{PG_SERVER}/{database}"),
+            ),
             ("jwt_private_key".to_string(), keys.private_key.clone()),
             ("jwt_public_key".to_string(), keys.public_key.clone()),
         ]);
@@ -107,10 +110,17 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
-        self.send("POST", path, body.to_string().into_bytes(), token).await
+        self.send("POST", path, body.to_string().into_bytes(), token)
+            .await
     }
 
-    pub async fn send(&self, method: &str, path: &str, body: Vec<u8>, token: Option<&str>) -> Reply {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        token: Option<&str>,
+    ) -> Reply {
         let mut req = self
             .client
             .request(method.parse().unwrap(), self.url(path))
@@ -133,13 +143,21 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {
-        self.post_json("/auth/login", &json!({"email": email, "password": password}), None)
-            .await
+        self.post_json(
+            "/auth/login",
+            &json!({"email": email, "password": password}),
+            None,
+        )
+        .await
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
-        self.post_json("/auth/refresh", &json!({"refresh_token": refresh_token}), None)
-            .await
+        self.post_json(
+            "/auth/refresh",
+            &json!({"refresh_token": refresh_token}),
+            None,
+        )
+        .await
     }
 
     pub async fn logout(&self, access: &str, refresh: Option<&str>) -> Reply {
@@ -177,11 +195,14 @@ impl Drop for TestApp {
                 .unwrap();
             rt.block_on(async {
                 if let Ok((client, conn)) =
-                    tokio_postgres::connect(&format!("{PG_SERVER}/postgres"), tokio_postgres::NoTls).await
+                    tokio_postgres::connect(&format!("{PG_SERVER}/postgres"), tokio_postgres::NoTls)
+                        .await
                 {
                     tokio::spawn(conn);
                     let _ = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                        .batch_execute(&format!(
+                            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                        ))
                         .await;
                 }
             });
@@ -203,7 +224,11 @@ impl Reply {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap_or_default();
-        Self { status, headers, text }
+        Self {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub fn json(&self) -> Value {
@@ -228,6 +253,9 @@ impl Reply {
         );
         let body = self.json();
         assert_eq!(body["status"], status, "{context}: {body}");
-        assert!(body["type"].is_string() && body["title"].is_string(), "{context}: {body}");
+        assert!(
+            body["type"].is_string() && body["title"].is_string(),
+            "{context}: {body}"
+        );
     }
 }

@@ -29,7 +29,10 @@ async fn probe_with(timeout: Duration) -> TestApp {
 }
 
 fn header(echo: &Value, name: &str) -> String {
-    echo["headers"][name].as_str().unwrap_or_default().to_string()
+    echo["headers"][name]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]
@@ -55,7 +58,10 @@ async fn spin_headers_describe_the_request() {
     let app = probe().await;
     let r = app.get("/probe/echo?x=1", None).await;
     let echo = r.json();
-    assert_eq!(header(&echo, "spin-full-url"), format!("{}/probe/echo?x=1", app.base));
+    assert_eq!(
+        header(&echo, "spin-full-url"),
+        format!("{}/probe/echo?x=1", app.base)
+    );
     assert_eq!(header(&echo, "spin-component-route"), "/probe");
     assert_eq!(header(&echo, "spin-raw-component-route"), "/probe/...");
     assert_eq!(header(&echo, "spin-base-path"), "/");
@@ -77,7 +83,11 @@ async fn guest_sees_the_client_address() {
     let json_start = body.find('{').unwrap();
     let json_end = body.rfind('}').unwrap();
     let echo: Value = serde_json::from_str(&body[json_start..=json_end]).unwrap();
-    assert_eq!(header(&echo, "spin-client-addr"), local.to_string(), "not spoofable by the client");
+    assert_eq!(
+        header(&echo, "spin-client-addr"),
+        local.to_string(),
+        "not spoofable by the client"
+    );
 }
 
 #[tokio::test]
@@ -86,7 +96,10 @@ async fn runaway_guest_is_cut_at_the_deadline_and_the_host_stays_up() {
     let started = std::time::Instant::now();
     let r = app.get("/probe/loop", None).await;
     r.assert_problem(500, "infinite loop");
-    assert!(started.elapsed() < Duration::from_secs(10), "cut long before the client gave up");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cut long before the client gave up"
+    );
     let next = app.get("/probe/echo", None).await;
     assert_eq!(next.status, 200, "the next request is served");
 }
@@ -129,7 +142,10 @@ async fn outbound_http_is_limited_to_allowed_hosts() {
     });
     let allowed = format!("http://127.0.0.1:{port}/");
     let r = app
-        .get(&format!("/probe/outbound?url={}", urlencode(&allowed)), None)
+        .get(
+            &format!("/probe/outbound?url={}", urlencode(&allowed)),
+            None,
+        )
         .await;
     assert_eq!(r.status, 200, "allowed: {}", r.text);
     assert_eq!(r.json()["status"], 204);
@@ -146,19 +162,29 @@ async fn postgres_is_limited_to_allowed_hosts() {
     let app = probe().await;
     let ok = app
         .get(
-            &format!("/probe/pg?url={}", urlencode("postgres://postgres@127.0.0.1:5432/postgres")),
+            &format!(
+                "/probe/pg?url={}",
+                urlencode("postgres://postgres@127.0.0.1:5432/postgres")
+            ),
             None,
         )
         .await;
     assert_eq!(ok.status, 200, "allowed: {}", ok.text);
     let denied = app
         .get(
-            &format!("/probe/pg?url={}", urlencode("postgres://postgres@localhost:5432/postgres")),
+            &format!(
+                "/probe/pg?url={}",
+                urlencode("postgres://postgres@localhost:5432/postgres")
+            ),
             None,
         )
         .await;
     assert_eq!(denied.status, 502, "{}", denied.text);
-    assert!(denied.text.contains("not allowed") || denied.text.contains("allowed_outbound_hosts"), "{}", denied.text);
+    assert!(
+        denied.text.contains("not allowed") || denied.text.contains("allowed_outbound_hosts"),
+        "{}",
+        denied.text
+    );
 }
 
 #[tokio::test]
@@ -172,7 +198,9 @@ async fn unknown_route_is_404_problem_json() {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -198,14 +226,22 @@ fn spin_provides(import: &str) -> bool {
         return true;
     }
     // WASI 0.2.x: cli, clocks, filesystem, http, io, random, sockets.
-    ["cli", "clocks", "filesystem", "http", "io", "random", "sockets"]
-        .iter()
-        .any(|pkg| {
-            import
-                .strip_prefix(&format!("wasi:{pkg}/"))
-                .and_then(|rest| rest.split_once("@0.2."))
-                .is_some()
-        })
+    [
+        "cli",
+        "clocks",
+        "filesystem",
+        "http",
+        "io",
+        "random",
+        "sockets",
+    ]
+    .iter()
+    .any(|pkg| {
+        import
+            .strip_prefix(&format!("wasi:{pkg}/"))
+            .and_then(|rest| rest.split_once("@0.2."))
+            .is_some()
+    })
 }
 
 #[test]
@@ -220,10 +256,15 @@ fn built_components_import_only_what_spin_provides() {
         let imports: Vec<String> = ty.imports(&engine).map(|(n, _)| n.to_string()).collect();
         assert!(!imports.is_empty(), "{name} imports something");
         let foreign: Vec<&String> = imports.iter().filter(|i| !spin_provides(i)).collect();
-        assert!(foreign.is_empty(), "{name} imports what Spin lacks: {foreign:?}");
+        assert!(
+            foreign.is_empty(),
+            "{name} imports what Spin lacks: {foreign:?}"
+        );
         let exports: Vec<String> = ty.exports(&engine).map(|(n, _)| n.to_string()).collect();
         assert!(
-            exports.iter().any(|e| e.starts_with("wasi:http/incoming-handler@0.2")),
+            exports
+                .iter()
+                .any(|e| e.starts_with("wasi:http/incoming-handler@0.2")),
             "{name} exports {exports:?}"
         );
     }
@@ -235,5 +276,8 @@ fn the_import_rule_itself_rejects_foreign_interfaces() {
     assert!(spin_provides("spin:postgres/postgres@4.0.0"));
     assert!(!spin_provides("spinmesh:custom/thing@1.0.0"));
     assert!(!spin_provides("wasi:http/types@0.3.0-rc-2026-01-06"));
-    assert!(!spin_provides("wasi:keyvalue/store@0.2.0-draft2"), "not in the set we allow");
+    assert!(
+        !spin_provides("wasi:keyvalue/store@0.2.0-draft2"),
+        "not in the set we allow"
+    );
 }

@@ -60,3 +60,32 @@ pub fn exists(conn: &Connection, key: &str) -> Result<bool, ApiError> {
         .map(|value| value.is_some())
         .map_err(|e| classify(e, "GET"))
 }
+
+/// Whether each of `keys` holds a value, in one `MGET` round trip.
+///
+/// # Errors
+///
+/// As [`classify`]; a reply of the wrong shape is a 500.
+pub fn exist_many<const N: usize>(
+    conn: &Connection,
+    keys: [&str; N],
+) -> Result<[bool; N], ApiError> {
+    let args: Vec<RedisParameter> = keys
+        .iter()
+        .map(|k| RedisParameter::Binary(k.as_bytes().to_vec()))
+        .collect();
+    let reply = conn
+        .execute("MGET", &args)
+        .map_err(|e| classify(e, "MGET"))?;
+    if reply.len() != N {
+        return Err(ApiError::Internal(anyhow!(
+            "MGET returned {} values for {N} keys",
+            reply.len()
+        )));
+    }
+    let mut out = [false; N];
+    for (slot, value) in out.iter_mut().zip(reply) {
+        *slot = !matches!(value, redis::RedisResult::Nil);
+    }
+    Ok(out)
+}
