@@ -58,19 +58,11 @@ impl pg::HostConnection for InstanceState {
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
         let conn = self.table.get(&conn)?;
-        let params = match params
-            .into_iter()
-            .map(Param::try_from)
-            .collect::<Result<Vec<_>, _>>()
-        {
-            Ok(p) => p,
+        let (stmt, params) = match prepare(conn, &statement, params).await {
+            Ok(prepared) => prepared,
             Err(e) => return Ok(Err(e)),
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let stmt = match conn.client.prepare_cached(&statement).await {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(query_failed(&e))),
-        };
         let rows = match conn.client.query(&stmt, &refs).await {
             Ok(rows) => rows,
             Err(e) => return Ok(Err(query_failed(&e))),
@@ -110,19 +102,11 @@ impl pg::HostConnection for InstanceState {
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
         let conn = self.table.get(&conn)?;
-        let params = match params
-            .into_iter()
-            .map(Param::try_from)
-            .collect::<Result<Vec<_>, _>>()
-        {
-            Ok(p) => p,
+        let (stmt, params) = match prepare(conn, &statement, params).await {
+            Ok(prepared) => prepared,
             Err(e) => return Ok(Err(e)),
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let stmt = match conn.client.prepare_cached(&statement).await {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(query_failed(&e))),
-        };
         Ok(conn
             .client
             .execute(&stmt, &refs)
@@ -134,6 +118,26 @@ impl pg::HostConnection for InstanceState {
         self.table.delete(conn)?;
         Ok(())
     }
+}
+
+/// Converts the parameters and prepares the statement through the
+/// connection's statement cache, so a guest repeating a query each request
+/// pays for parsing and planning once per pooled connection.
+async fn prepare(
+    conn: &PgConnection,
+    statement: &str,
+    params: Vec<ParameterValue>,
+) -> Result<(tokio_postgres::Statement, Vec<Param>), Error> {
+    let params = params
+        .into_iter()
+        .map(Param::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let stmt = conn
+        .client
+        .prepare_cached(statement)
+        .await
+        .map_err(|e| query_failed(&e))?;
+    Ok((stmt, params))
 }
 
 fn query_failed(err: &tokio_postgres::Error) -> Error {

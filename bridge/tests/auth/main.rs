@@ -5,6 +5,7 @@
 mod common;
 
 mod bad_input;
+mod dependencies;
 mod flows;
 mod seed_compat;
 mod token_attacks;

@@ -2,10 +2,10 @@
 //!
 //! Answers `{access_token, token_type: "bearer"}` only; no refresh token.
 
-use kit::{ApiError, config, db, json};
+use kit::{ApiError, db};
 use spin_sdk::http::{Request, Response};
 
-use crate::handlers::legacy_register::LegacyToken;
+use crate::handlers::legacy_register;
 use crate::handlers::login;
 
 /// Handles the request.
@@ -17,12 +17,5 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let attempt = login::parse(req)?;
     let conn = db::connect()?;
     let user = login::check(&conn, &attempt)?;
-    let access = config::token_signer()?.issue(user.id, user.role)?;
-    json::respond(
-        200,
-        &LegacyToken {
-            access_token: access.token,
-            token_type: "bearer",
-        },
-    )
+    legacy_register::respond_with_token(user.id, user.role)
 }

@@ -12,11 +12,30 @@ use crate::handlers::register::{self, RegisterError};
 
 /// The seed service's token response.
 #[derive(Debug, Serialize)]
-pub struct LegacyToken {
+struct LegacyToken {
     /// The EdDSA JWT.
-    pub access_token: String,
+    access_token: String,
     /// Always `bearer` (lowercase, as the seed service sent it).
-    pub token_type: &'static str,
+    token_type: &'static str,
+}
+
+/// Issues an access token for `user` and answers 200 in the seed shape.
+///
+/// # Errors
+///
+/// 500 when the signing key is unusable.
+pub fn respond_with_token(
+    user_id: uuid::Uuid,
+    role: kit::domain::Role,
+) -> Result<Response, ApiError> {
+    let access = config::token_signer()?.issue(user_id, role)?;
+    json::respond(
+        200,
+        &LegacyToken {
+            access_token: access.token,
+            token_type: "bearer",
+        },
+    )
 }
 
 /// Handles the request.
@@ -30,12 +49,5 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
         RegisterError::Taken(taken) => ApiError::BadRequest(taken.to_string()),
         RegisterError::Api(api) => api,
     })?;
-    let access = config::token_signer()?.issue(user.id, user.role)?;
-    json::respond(
-        200,
-        &LegacyToken {
-            access_token: access.token,
-            token_type: "bearer",
-        },
-    )
+    respond_with_token(user.id, user.role)
 }
