@@ -100,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SPINMESH_LOG")
-                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn,tokio_postgres=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
