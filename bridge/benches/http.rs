@@ -254,6 +254,7 @@ fn main() {
             listen: "127.0.0.1:0".parse().unwrap(),
             migrations: Some(root().join("migrations")),
             host,
+            events: None,
         }))
         .expect("host starts");
     let native = server_rt.block_on(native_server());

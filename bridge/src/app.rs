@@ -6,9 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::events::dispatch::DispatchConfig;
+use crate::events::embedded::EmbeddedDispatcher;
+use crate::events::event::Signer;
+use crate::events::invoke::Invoker;
+use crate::events::subscription::{self, Subscription};
 use crate::host::server::Server;
 use crate::host::{Host, HostConfig};
 use crate::keys::JwtKeys;
@@ -26,6 +31,9 @@ pub struct AppOptions {
     pub migrations: Option<PathBuf>,
     /// Host settings (limits, cache, variable overrides).
     pub host: HostConfig,
+    /// Dispatch events to subscribers from the outbox (the embedded
+    /// default); `None` serves HTTP only.
+    pub events: Option<DispatchConfig>,
 }
 
 /// A running application.
@@ -36,6 +44,7 @@ pub struct RunningApp {
     pub host: Arc<Host>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    events: Option<(watch::Sender<bool>, JoinHandle<()>)>,
 }
 
 impl RunningApp {
@@ -49,6 +58,10 @@ impl RunningApp {
     /// # Errors
     /// When the server task failed.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some((tx, task)) = self.events.take() {
+            let _ = tx.send(true);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -72,6 +85,10 @@ impl RunningApp {
 
 impl Drop for RunningApp {
     fn drop(&mut self) {
+        if let Some((tx, task)) = self.events.take() {
+            let _ = tx.send(true);
+            task.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -83,14 +100,15 @@ impl Drop for RunningApp {
 /// do not survive a restart.
 pub fn ensure_dev_keys(manifest: &Manifest, host: &mut HostConfig) {
     let wants = |name: &str| manifest.doc.variables.contains_key(name);
-    let configured = |name: &str| {
-        host.variable_overrides.contains_key(name) || std::env::var_os(env_key(name)).is_some()
-    };
-    if wants("jwt_private_key")
+    let overrides = &host.variable_overrides;
+    let configured =
+        |name: &str| overrides.contains_key(name) || std::env::var_os(env_key(name)).is_some();
+    let need_keys = wants("jwt_private_key")
         && wants("jwt_public_key")
         && !configured("jwt_private_key")
-        && !configured("jwt_public_key")
-    {
+        && !configured("jwt_public_key");
+    let need_secret = wants(SIGNING_SECRET) && !configured(SIGNING_SECRET);
+    if need_keys {
         tracing::warn!(
             "no JWT keys configured: generated a development key pair for this run only \
              (set SPIN_VARIABLE_JWT_PRIVATE_KEY / SPIN_VARIABLE_JWT_PUBLIC_KEY from `bridge keygen` for real use)"
@@ -101,6 +119,46 @@ pub fn ensure_dev_keys(manifest: &Manifest, host: &mut HostConfig) {
         host.variable_overrides
             .insert("jwt_public_key".into(), keys.public_key);
     }
+    if need_secret {
+        tracing::warn!(
+            "no bridge_signing_secret configured: generated one for this run only \
+             (set SPIN_VARIABLE_BRIDGE_SIGNING_SECRET; `bridge relay` and the functions must share it)"
+        );
+        let secret = hex::encode(JwtKeys::random_bytes::<32>());
+        host.variable_overrides
+            .insert(SIGNING_SECRET.into(), secret);
+    }
+}
+
+/// The application variable holding the event-delivery signing secret.
+pub const SIGNING_SECRET: &str = "bridge_signing_secret";
+
+/// Subscriptions checked against the host's routes, and the signer.
+///
+/// # Errors
+/// When a subscription's route is not served by its own component, or the
+/// signing secret is missing.
+pub fn event_wiring(
+    manifest: &Manifest,
+    host: &Host,
+) -> anyhow::Result<(Vec<Subscription>, Signer)> {
+    let subscriptions = subscription::from_manifest(manifest)?;
+    for sub in &subscriptions {
+        let served_by = host.component_for_path(&sub.route);
+        if served_by != Some(sub.name.as_str()) {
+            anyhow::bail!(
+                "subscription of component {}: route {} is served by {:?}, not by the component itself",
+                sub.name,
+                sub.route,
+                served_by
+            );
+        }
+    }
+    let secret = host.app_variable(SIGNING_SECRET).unwrap_or_default();
+    if !subscriptions.is_empty() && secret.is_empty() {
+        anyhow::bail!("the app has subscriptions but no {SIGNING_SECRET} variable");
+    }
+    Ok((subscriptions, Signer::new(secret)))
 }
 
 /// The resolved `database_url` application variable, if the app declares one.
@@ -128,9 +186,30 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
         crate::migrate::run(&url, &migrations).await?;
     }
     let host_config = opts.host.clone();
-    let host = tokio::task::spawn_blocking(move || Host::new(&manifest, host_config))
+    let for_host = manifest.clone();
+    let host = tokio::task::spawn_blocking(move || Host::new(&for_host, host_config))
         .await
         .context("loading components panicked")??;
+    let events = match opts.events {
+        Some(config) => {
+            let (subscriptions, signer) = event_wiring(&manifest, &host)?;
+            let database_url = database_url(&manifest, &opts.host)?.unwrap_or_default();
+            if subscriptions.is_empty() {
+                None
+            } else {
+                let dispatcher = EmbeddedDispatcher {
+                    database_url,
+                    subscriptions,
+                    invoker: Invoker::Embedded(host.clone()),
+                    signer,
+                    config,
+                };
+                let (tx, rx) = watch::channel(false);
+                Some((tx, tokio::spawn(dispatcher.run(rx))))
+            }
+        }
+        None => None,
+    };
     let server = Server::bind(host.clone(), opts.listen).await?;
     let addr = server.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
@@ -142,5 +221,6 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
         host,
         shutdown: Some(tx),
         task: Some(task),
+        events,
     })
 }

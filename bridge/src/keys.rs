@@ -33,6 +33,16 @@ impl JwtKeys {
         }
     }
 
+    /// `N` bytes from the OS random source (via the key generator's RNG).
+    pub fn random_bytes<const N: usize>() -> [u8; N] {
+        let mut out = [0u8; N];
+        for chunk in out.chunks_mut(32) {
+            let seed = ed25519_compact::Seed::generate();
+            chunk.copy_from_slice(&seed[..chunk.len()]);
+        }
+        out
+    }
+
     /// The pair as `SPIN_VARIABLE_*` assignments, ready for a shell or `.env`.
     pub fn as_env(&self) -> String {
         format!(

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod build;
+pub mod events;
 pub mod host;
 pub mod keys;
 pub mod manifest;

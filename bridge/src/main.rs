@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bridge::app::{self, AppOptions};
+use bridge::events::dispatch::DispatchConfig;
 use bridge::host::HostConfig;
 use bridge::host::services::PoolConfig;
 use bridge::keys::JwtKeys;
@@ -38,6 +39,30 @@ enum Cmd {
     Build(ManifestArgs),
     /// Print a fresh Ed25519 key pair as SPIN_VARIABLE_* assignments.
     Keygen,
+    /// Deliver events from the outbox to functions served elsewhere
+    /// (`spin up`, a Spin host), as signed HTTP requests.
+    Relay(RelayArgs),
+}
+
+#[derive(clap::Args)]
+struct RelayArgs {
+    /// The application manifest (for subscriptions and variables).
+    #[arg(
+        long,
+        short = 'f',
+        default_value = "spin.toml",
+        env = "SPINMESH_MANIFEST"
+    )]
+    manifest: PathBuf,
+    /// Base URL of the Spin host serving the functions.
+    #[arg(long, env = "SPINMESH_RELAY_TARGET")]
+    target: String,
+    /// First retry delay in milliseconds (doubles per attempt).
+    #[arg(long, default_value_t = 200, env = "SPINMESH_RETRY_BASE_MS")]
+    retry_base_ms: u64,
+    /// Subjects delivered in parallel per subscription.
+    #[arg(long, default_value_t = 32, env = "SPINMESH_DISPATCH_CONCURRENCY")]
+    dispatch_concurrency: usize,
 }
 
 #[derive(clap::Args)]
@@ -93,6 +118,26 @@ struct UpArgs {
     /// Disable the compile cache.
     #[arg(long)]
     no_cache: bool,
+    /// Where events go between the outbox and the subscribers. `embedded`
+    /// (the default) needs no broker: each subscription reads the outbox
+    /// through its own durable cursor. `none` serves HTTP only.
+    #[arg(long, value_enum, default_value_t = Broker::Embedded, env = "SPINMESH_BROKER")]
+    broker: Broker,
+    /// First retry delay for a failed delivery, in milliseconds (doubles per attempt).
+    #[arg(long, default_value_t = 200, env = "SPINMESH_RETRY_BASE_MS")]
+    retry_base_ms: u64,
+    /// Subjects delivered in parallel per subscription.
+    #[arg(long, default_value_t = 32, env = "SPINMESH_DISPATCH_CONCURRENCY")]
+    dispatch_concurrency: usize,
+}
+
+/// Event transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Broker {
+    /// Deliver straight from the Postgres outbox.
+    Embedded,
+    /// Do not dispatch events.
+    None,
 }
 
 #[tokio::main]
@@ -127,7 +172,53 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Up(args) => up(args).await,
+        Cmd::Relay(args) => relay(args).await,
     }
+}
+
+async fn relay(args: RelayArgs) -> anyhow::Result<()> {
+    use bridge::events::embedded::EmbeddedDispatcher;
+    use bridge::events::event::Signer;
+    use bridge::events::invoke::Invoker;
+    use bridge::events::subscription;
+    use bridge::variables::AppVariables;
+
+    let manifest = Manifest::load(&args.manifest)?;
+    let vars = AppVariables::resolve(&manifest.doc, &Default::default(), |k| {
+        std::env::var(k).ok()
+    })?;
+    let database_url = vars
+        .get("database_url")
+        .context("the app declares no database_url variable")?
+        .to_string();
+    let secret = vars
+        .get(app::SIGNING_SECRET)
+        .filter(|s| !s.is_empty())
+        .context("set SPIN_VARIABLE_BRIDGE_SIGNING_SECRET to the value the Spin host uses")?;
+    let subscriptions = subscription::from_manifest(&manifest)?;
+    println!(
+        "Relaying {} subscription(s) from the outbox to {}",
+        subscriptions.len(),
+        args.target
+    );
+    let dispatcher = EmbeddedDispatcher {
+        database_url,
+        subscriptions,
+        invoker: Invoker::http(&args.target),
+        signer: Signer::new(secret),
+        config: DispatchConfig {
+            backoff_base: Duration::from_millis(args.retry_base_ms),
+            concurrency: args.dispatch_concurrency,
+            ..DispatchConfig::default()
+        },
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(dispatcher.run(rx));
+    tokio::signal::ctrl_c().await?;
+    println!("Shutting down");
+    let _ = tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
+    Ok(())
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -158,6 +249,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         listen: args.listen,
         migrations: (!args.no_migrate).then_some(args.manifest.migrations),
         host,
+        events: (args.broker == Broker::Embedded).then(|| DispatchConfig {
+            backoff_base: Duration::from_millis(args.retry_base_ms),
+            concurrency: args.dispatch_concurrency,
+            ..DispatchConfig::default()
+        }),
     })
     .await?;
     let url = running.url();

@@ -112,6 +112,7 @@ pub struct Host {
     permits: Arc<Semaphore>,
     timings: Arc<std::sync::Mutex<Vec<u32>>>,
     app_name: String,
+    app_vars: AppVariables,
 }
 
 impl Host {
@@ -197,8 +198,22 @@ impl Host {
             permits: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
             timings: Arc::default(),
             app_name: doc.application.name.clone(),
+            app_vars,
             config,
         }))
+    }
+
+    /// A resolved application variable (the bridge's own settings, such as
+    /// the event signing secret, live beside the functions' variables).
+    pub fn app_variable(&self, name: &str) -> Option<&str> {
+        self.app_vars.get(name)
+    }
+
+    /// Which component serves `path`, if any.
+    pub fn component_for_path(&self, path: &str) -> Option<&str> {
+        self.router
+            .find(path)
+            .map(|m| self.components[m.component].ctx.id.as_str())
     }
 
     /// The application name from the manifest.
@@ -226,12 +241,16 @@ impl Host {
     }
 
     /// Serves one request: route, set Spin's headers, run a fresh instance.
-    pub async fn handle(
+    pub async fn handle<B>(
         self: &Arc<Self>,
-        mut req: hyper::Request<hyper::body::Incoming>,
+        mut req: hyper::Request<B>,
         client: SocketAddr,
         listen: SocketAddr,
-    ) -> hyper::Response<ResponseBody> {
+    ) -> hyper::Response<ResponseBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let path = req.uri().path().to_string();
         let Some(matched) = self.router.find(&path) else {
             return problem(
@@ -298,11 +317,15 @@ impl Host {
         }
     }
 
-    async fn invoke(
+    async fn invoke<B>(
         &self,
         component: &LoadedComponent,
-        req: hyper::Request<hyper::body::Incoming>,
-    ) -> anyhow::Result<hyper::Response<ResponseBody>> {
+        req: hyper::Request<B>,
+    ) -> anyhow::Result<hyper::Response<ResponseBody>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let permit = self
             .permits
             .clone()

@@ -36,6 +36,7 @@ pub struct Options {
     pub request_timeout: Duration,
     pub max_memory_bytes: usize,
     pub extra_vars: BTreeMap<String, String>,
+    pub events: Option<bridge::events::dispatch::DispatchConfig>,
 }
 
 impl Default for Options {
@@ -46,6 +47,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(30),
             max_memory_bytes: 128 << 20,
             extra_vars: BTreeMap::new(),
+            events: None,
         }
     }
 }
@@ -80,6 +82,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             migrations: opts.migrate.then(|| root().join("migrations")),
             host,
+            events: opts.events,
         })
         .await
         .expect("the app starts");

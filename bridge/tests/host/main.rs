@@ -24,6 +24,7 @@ async fn probe_with(timeout: Duration) -> TestApp {
         request_timeout: timeout,
         max_memory_bytes: 64 << 20,
         extra_vars: BTreeMap::from([("secret_token".to_string(), "s3cret".to_string())]),
+        events: None,
     })
     .await
 }
@@ -248,7 +249,7 @@ fn spin_provides(import: &str) -> bool {
 fn built_components_import_only_what_spin_provides() {
     let engine = wasmtime::Engine::default();
     let dir = root().join("target/wasm32-wasip2/wasm");
-    for name in ["auth", "probe"] {
+    for name in ["auth", "probe", "analytics", "notifications"] {
         let path = dir.join(format!("{name}.wasm"));
         let component = wasmtime::component::Component::from_file(&engine, &path)
             .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-functions)", path.display()));

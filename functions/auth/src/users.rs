@@ -5,11 +5,16 @@
 //! `users_username_lower_key`). Uniqueness is left to the database: an
 //! insert either succeeds or fails with SQLSTATE 23505, with no
 //! check-then-insert race.
+//!
+//! Registration and login are announced as events ([`USER_REGISTERED`],
+//! [`USER_LOGGED_IN`]) written in the same statement as the row change, via
+//! [`kit::outbox`].
 
 use anyhow::Context;
 use kit::ApiError;
 use kit::db::{self, Connection, DbValue, ParameterValue};
 use kit::domain::{Email, Role, Username};
+use kit::outbox::{self, EventSpec};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -97,7 +102,43 @@ fn text_or_null(value: Option<&str>) -> ParameterValue {
     })
 }
 
-/// Inserts a new user with role `user`.
+/// `user.registered`, emitted with every new account (aggregate `users`,
+/// subject = user id). Data, version 1:
+///
+/// ```json
+/// {"version": 1, "user_id": "<uuid>", "email": "ada@example.com", "username": "ada" | null}
+/// ```
+pub const USER_REGISTERED: EventSpec = EventSpec {
+    source: "/auth",
+    kind: "user.registered",
+    aggregate: "users",
+    subject: "id",
+    version: 1,
+    fields: &[
+        ("user_id", "changed.id"),
+        ("email", "changed.email"),
+        ("username", "changed.username"),
+    ],
+    only_when: None,
+};
+
+/// `user.logged_in`, emitted with every successful password login
+/// (aggregate `users`, subject = user id). Data, version 1:
+///
+/// ```json
+/// {"version": 1, "user_id": "<uuid>"}
+/// ```
+pub const USER_LOGGED_IN: EventSpec = EventSpec {
+    source: "/auth",
+    kind: "user.logged_in",
+    aggregate: "users",
+    subject: "id",
+    version: 1,
+    fields: &[("user_id", "changed.id")],
+    only_when: None,
+};
+
+/// Inserts a new user with role `user`, emitting [`USER_REGISTERED`].
 ///
 /// # Errors
 ///
@@ -117,14 +158,26 @@ pub fn insert(
         text_or_null(username.map(Username::as_str)),
         ParameterValue::Str(password_hash.to_owned()),
     ];
-    let rows = conn
-        .query(&sql, &params)
+    let rows = outbox::query(conn, &USER_REGISTERED, &sql, &params)
         .map_err(|e| write_error(e, "inserting a user"))?;
     first_user(&rows.rows)?.ok_or_else(|| {
         WriteError::Db(ApiError::Internal(anyhow::anyhow!(
             "INSERT returned no row"
         )))
     })
+}
+
+/// Records a successful login (`last_login_at`), emitting
+/// [`USER_LOGGED_IN`].
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn record_login(conn: &Connection, id: Uuid) -> Result<(), ApiError> {
+    let sql = "UPDATE users SET last_login_at = now() WHERE id = $1 RETURNING id::text";
+    outbox::query(conn, &USER_LOGGED_IN, sql, &[ParameterValue::from(id)])
+        .map_err(|e| db::classify(e, "recording a login"))?;
+    Ok(())
 }
 
 /// Looks a user up by id.

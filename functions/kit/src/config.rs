@@ -20,6 +20,11 @@ pub const JWT_PUBLIC_KEY: &str = "jwt_public_key";
 pub const JWT_ISSUER: &str = "jwt_issuer";
 /// Expected and issued `aud`.
 pub const JWT_AUDIENCE: &str = "jwt_audience";
+/// Shared secret (its UTF-8 bytes are the HMAC-SHA256 key) with which the
+/// bridge signs CloudEvent deliveries; see [`crate::cloudevent`].
+pub const BRIDGE_SIGNING_SECRET: &str = "bridge_signing_secret";
+/// Where the notifications component POSTs `webhook` notifications.
+pub const NOTIFICATION_WEBHOOK_URL: &str = "notification_webhook_url";
 
 /// A variable that could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -5,9 +5,9 @@
 //! violation is for the handler to interpret, anything else is a 500.
 
 use anyhow::anyhow;
-use spin_sdk::pg4::{self, Decode, QueryError};
+use spin_sdk::pg4::{self, QueryError};
 
-pub use spin_sdk::pg4::{Connection, DbError, DbValue, ParameterValue, PgError, RowSet};
+pub use spin_sdk::pg4::{Connection, DbError, DbValue, Decode, ParameterValue, PgError, RowSet};
 
 use crate::config;
 use crate::problem::ApiError;

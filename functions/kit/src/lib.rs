@@ -7,16 +7,24 @@
 //! ([`config`]). Domain newtypes ([`domain`]) parse input once so the rest of
 //! the code never sees a raw string.
 //!
+//! The event path has its three guest-side pieces here too: emitting an
+//! event in the same statement as the change ([`outbox`]), receiving a
+//! signed delivery ([`cloudevent`]) and applying it exactly once
+//! ([`idempotency`]).
+//!
 //! Everything except the thin SDK calls is plain Rust, so `cargo test -p kit`
 //! runs natively.
 
 pub mod bearer;
 pub mod cache;
+pub mod cloudevent;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod idempotency;
 pub mod json;
 pub mod jwt;
+pub mod outbox;
 pub mod problem;
 pub mod router;
 

@@ -72,6 +72,9 @@ pub enum ApiError {
         /// Seconds until the caller may retry.
         retry_after: u64,
     },
+    /// 502: an upstream the request depends on (a webhook, say) failed.
+    #[error("bad gateway: {0}")]
+    BadGateway(String),
     /// 503: a dependency (Postgres, Redis) is unreachable.
     #[error("{dependency} unavailable")]
     ServiceUnavailable {
@@ -130,6 +133,7 @@ impl ApiError {
             Self::Validation(_) => 422,
             Self::TooManyRequests { .. } => 429,
             Self::Internal(_) => 500,
+            Self::BadGateway(_) => 502,
             Self::ServiceUnavailable { .. } => 503,
         }
     }
@@ -147,6 +151,7 @@ impl ApiError {
             Self::Validation(_) => ("validation", "Validation failed"),
             Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
             Self::Internal(_) => ("internal", "Internal server error"),
+            Self::BadGateway(_) => ("bad-gateway", "Bad gateway"),
             Self::ServiceUnavailable { .. } => ("service-unavailable", "Service unavailable"),
         }
     }
@@ -159,7 +164,8 @@ impl ApiError {
             | Self::Unauthorized(d)
             | Self::Forbidden(d)
             | Self::NotFound(d)
-            | Self::Conflict(d) => d.clone(),
+            | Self::Conflict(d)
+            | Self::BadGateway(d) => d.clone(),
             Self::MethodNotAllowed { allow } => {
                 format!("this resource only accepts {}", allow.join(", "))
             }

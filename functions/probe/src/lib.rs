@@ -13,6 +13,7 @@
 //! | `/pg`       | opens `?url=` and runs `SELECT 1`; 200 or 502 `{error}`|
 //! | `/var`      | reads variable `?name=`; 200 `{value}` or 404 `{error}`|
 //! | `/kv`       | stores the body under `k` in store `default`, echoes it|
+//! | `/events`   | an event subscriber whose answer the event's data picks|
 //! | anything else (`/echo`, `/probe/exact`) | echoes the request as JSON |
 
 use std::collections::BTreeMap;
@@ -34,6 +35,7 @@ async fn handle_probe(req: Request) -> Response {
         "/pg" => postgres(&req),
         "/var" => variable(&req),
         "/kv" => key_value_round_trip(&req),
+        "/events" => subscriber(&req),
         _ => echo(&req),
     }
 }
@@ -98,6 +100,68 @@ fn postgres(req: &Request) -> Response {
     match failure {
         None => respond(200, &json!({ "ok": true })),
         Some(err) => respond(502, &json!({ "error": format!("{err:?}") })),
+    }
+}
+
+/// A controllable event subscriber for the dispatcher's tests. Every
+/// attempt is recorded in `probe_attempts` (which the test creates) with
+/// its outcome; `data.behavior` picks the answer: `fail-twice` (503 on the
+/// first two attempts), `fail-always` (503), `reject` (400), `slow` (sleeps
+/// 50 ms), else 200.
+fn subscriber(req: &Request) -> Response {
+    let header = |name: &str| {
+        req.header(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default()
+    };
+    let (id, subject) = (header("ce-id"), header("ce-subject"));
+    let signed = !header("spinmesh-signature").is_empty();
+    let data: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+    let behavior = data["behavior"].as_str().unwrap_or("ok").to_owned();
+    let seq = data["seq"].as_i64().unwrap_or(-1);
+    let result = variables::get("database_url")
+        .map_err(|e| format!("{e:?}"))
+        .and_then(|url| pg4::Connection::open(&url).map_err(|e| format!("{e:?}")))
+        .and_then(|conn| {
+            let prior = conn
+                .query(
+                    "SELECT count(*) FROM probe_attempts WHERE event_id = $1::text::uuid",
+                    &[pg4::ParameterValue::Str(id.clone())],
+                )
+                .map_err(|e| format!("{e:?}"))?;
+            let prior = match prior.rows.first().and_then(|r| r.first()) {
+                Some(pg4::DbValue::Int64(n)) => *n,
+                _ => 0,
+            };
+            let outcome = match behavior.as_str() {
+                "fail-twice" if prior < 2 => "failed",
+                "fail-always" => "failed",
+                "reject" => "rejected",
+                "slow" => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    "delivered"
+                }
+                _ => "delivered",
+            };
+            conn.execute(
+                "INSERT INTO probe_attempts (event_id, subject, seq, outcome, signed)
+                 VALUES ($1::text::uuid, $2, $3, $4, $5)",
+                &[
+                    pg4::ParameterValue::Str(id.clone()),
+                    pg4::ParameterValue::Str(subject.clone()),
+                    pg4::ParameterValue::Int64(seq),
+                    pg4::ParameterValue::Str(outcome.to_owned()),
+                    pg4::ParameterValue::Boolean(signed),
+                ],
+            )
+            .map_err(|e| format!("{e:?}"))?;
+            Ok(outcome)
+        });
+    match result {
+        Ok("failed") => respond(503, &json!({ "error": "failing on purpose" })),
+        Ok("rejected") => respond(400, &json!({ "error": "rejected on purpose" })),
+        Ok(_) => respond(200, &json!({ "status": "delivered" })),
+        Err(err) => respond(500, &json!({ "error": err })),
     }
 }
 

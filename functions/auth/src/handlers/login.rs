@@ -76,7 +76,9 @@ pub fn parse(req: &Request) -> Result<Attempt, ApiError> {
 }
 
 /// Checks the attempt. An unknown account and a wrong password give the
-/// same 401 after the same amount of hashing work.
+/// same 401 after the same amount of hashing work. A success is recorded
+/// (with its `user.logged_in` event) before it is returned, so every login
+/// route emits the event.
 ///
 /// # Errors
 ///
@@ -92,6 +94,7 @@ pub fn check(conn: &db::Connection, attempt: &Attempt) -> Result<User, ApiError>
         return Err(rejected());
     };
     if passwords::verify(&attempt.password, &credentials.password_hash)? {
+        users::record_login(conn, credentials.user.id)?;
         Ok(credentials.user)
     } else {
         Err(rejected())

@@ -4,9 +4,11 @@
 mod email;
 mod password;
 mod role;
+mod timestamp;
 mod username;
 
 pub use email::Email;
 pub use password::Password;
 pub use role::Role;
+pub use timestamp::Timestamp;
 pub use username::Username;

@@ -1,0 +1,132 @@
+//! From one event to a final outcome: attempt, back off, attempt again,
+//! and decide when the event is delivered or dead.
+
+use std::time::Duration;
+
+use super::event::{OutboxEvent, Signer};
+use super::invoke::Invoker;
+use super::outcome::{Attempt, DeliveryOutcome};
+use super::subscription::Subscription;
+
+/// Retry and timing settings shared by every source.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// First backoff; doubles each attempt.
+    pub backoff_base: Duration,
+    /// Backoff ceiling (a `Retry-After` may exceed it).
+    pub backoff_max: Duration,
+    /// Time limit for one delivery.
+    pub delivery_timeout: Duration,
+    /// Events read per batch.
+    pub batch_size: i64,
+    /// Subjects delivered in parallel within a batch.
+    pub concurrency: usize,
+    /// How often to look for events when no notification arrives.
+    pub poll_interval: Duration,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            delivery_timeout: Duration::from_secs(30),
+            batch_size: 512,
+            concurrency: 32,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How an event ended for one subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Final {
+    /// The function answered 2xx.
+    Delivered {
+        /// Attempts it took.
+        attempts: u32,
+    },
+    /// Refused or failing past `max_attempts`: goes to the dead letters.
+    DeadLetter {
+        /// Attempts made.
+        attempts: u32,
+        /// The last status, if any.
+        status: Option<u16>,
+        /// The last error.
+        error: String,
+    },
+}
+
+/// Exponential backoff with jitter: `base * 2^(n-1)`, capped, then a
+/// random 50–100 % of that so retries of many events spread out.
+pub fn backoff(config: &DispatchConfig, attempt: u32) -> Duration {
+    let exp = config
+        .backoff_base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let capped = exp.min(config.backoff_max);
+    capped.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+/// Delivers until the event is delivered or must be dead-lettered.
+pub async fn deliver_with_retry(
+    invoker: &Invoker,
+    subscription: &Subscription,
+    event: &OutboxEvent,
+    signer: &Signer,
+    config: &DispatchConfig,
+) -> Final {
+    let mut attempt_no = 0;
+    loop {
+        attempt_no += 1;
+        let attempt: Attempt = invoker
+            .deliver(&subscription.route, event, signer, config.delivery_timeout)
+            .await;
+        match attempt.outcome() {
+            DeliveryOutcome::Delivered => {
+                return Final::Delivered {
+                    attempts: attempt_no,
+                };
+            }
+            DeliveryOutcome::Retry { after } if attempt_no < subscription.max_attempts => {
+                let wait = after.unwrap_or_default().max(backoff(config, attempt_no));
+                tracing::warn!(
+                    subscription = %subscription.name,
+                    event = %event.id,
+                    attempt = attempt_no,
+                    error = attempt.error.as_deref().unwrap_or(""),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "delivery failed; retrying"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            DeliveryOutcome::Retry { .. } | DeliveryOutcome::DeadLetter => {
+                return Final::DeadLetter {
+                    attempts: attempt_no,
+                    status: attempt.status,
+                    error: attempt.error.unwrap_or_else(|| "refused".to_string()),
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let config = DispatchConfig {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            ..DispatchConfig::default()
+        };
+        for _ in 0..100 {
+            let first = backoff(&config, 1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = backoff(&config, 3);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            assert!(backoff(&config, 30) <= Duration::from_secs(1));
+        }
+    }
+}

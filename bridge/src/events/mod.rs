@@ -1,0 +1,10 @@
+//! The event path's bridge side: subscriptions from `spin.toml`, sources
+//! that read events (the embedded outbox reader; brokers to come), the
+//! delivery policy, and the invokers that call functions.
+
+pub mod dispatch;
+pub mod embedded;
+pub mod event;
+pub mod invoke;
+pub mod outcome;
+pub mod subscription;

@@ -1,0 +1,174 @@
+//! Event subscriptions, declared in `spin.toml` under Spin's tool tables:
+//!
+//! ```toml
+//! [component.analytics.tool.bridge]
+//! subscribe = ["user.*", "order.paid"]   # event types; `*` alone matches all
+//! route = "/analytics/events"            # where the CloudEvent is POSTed
+//! max_attempts = 5                       # then the event is dead-lettered
+//! ```
+//!
+//! Spin ignores `tool` tables, so the manifest still loads under `spin up`.
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::manifest::Manifest;
+
+/// `[component.<id>.tool.bridge]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BridgeTable {
+    subscribe: Vec<String>,
+    route: String,
+    #[serde(default = "default_attempts")]
+    max_attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+
+/// One component's subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// The subscribing component; also the subscription's name (cursor,
+    /// consumer group, queue).
+    pub name: String,
+    /// Event type patterns.
+    pub patterns: Vec<TypePattern>,
+    /// Path the event is delivered to.
+    pub route: String,
+    /// Attempts before dead-lettering (at least 1).
+    pub max_attempts: u32,
+}
+
+/// An event type pattern: exact, a `prefix.*` family, or `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypePattern {
+    /// Every type.
+    All,
+    /// Types starting with this prefix followed by a dot.
+    Family(String),
+    /// Exactly this type.
+    Exact(String),
+}
+
+impl TypePattern {
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        let s = s.trim();
+        if s.is_empty() {
+            bail!("empty event type pattern");
+        }
+        Ok(match s {
+            "*" => Self::All,
+            _ => match s.strip_suffix(".*") {
+                Some(prefix) if !prefix.contains('*') => Self::Family(prefix.to_string()),
+                _ if s.contains('*') => {
+                    bail!("pattern {s:?}: `*` may only be alone or end `prefix.*`")
+                }
+                _ => Self::Exact(s.to_string()),
+            },
+        })
+    }
+
+    /// Whether an event of type `ty` matches.
+    pub fn matches(&self, ty: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Exact(t) => t == ty,
+            Self::Family(prefix) => ty
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.starts_with('.')),
+        }
+    }
+
+    /// The pattern as an AMQP topic binding key (`*`-words become `#`).
+    pub fn binding_key(&self) -> String {
+        match self {
+            Self::All => "#".to_string(),
+            Self::Family(prefix) => format!("{prefix}.#"),
+            Self::Exact(t) => t.clone(),
+        }
+    }
+}
+
+impl Subscription {
+    /// Whether this subscription wants events of type `ty`.
+    pub fn wants(&self, ty: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(ty))
+    }
+}
+
+/// Every subscription declared in the manifest, in component-id order.
+///
+/// # Errors
+/// When a `tool.bridge` table is malformed.
+pub fn from_manifest(manifest: &Manifest) -> anyhow::Result<Vec<Subscription>> {
+    let mut out = Vec::new();
+    for (id, component) in &manifest.doc.component {
+        let Some(table) = component.tool.get("bridge") else {
+            continue;
+        };
+        let table: BridgeTable = table
+            .clone()
+            .try_into()
+            .with_context(|| format!("[component.{id}.tool.bridge]"))?;
+        if table.subscribe.is_empty() {
+            bail!("[component.{id}.tool.bridge]: `subscribe` lists no event types");
+        }
+        if !table.route.starts_with('/') {
+            bail!("[component.{id}.tool.bridge]: route must start with '/'");
+        }
+        let patterns = table
+            .subscribe
+            .iter()
+            .map(|p| TypePattern::parse(p))
+            .collect::<anyhow::Result<_>>()
+            .with_context(|| format!("[component.{id}.tool.bridge]"))?;
+        out.push(Subscription {
+            name: id.clone(),
+            patterns,
+            route: table.route,
+            max_attempts: table.max_attempts.max(1),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_types() {
+        let all = TypePattern::parse("*").unwrap();
+        let family = TypePattern::parse("user.*").unwrap();
+        let exact = TypePattern::parse("order.paid").unwrap();
+        assert!(all.matches("anything"));
+        assert!(family.matches("user.registered"));
+        assert!(!family.matches("users.registered"));
+        assert!(!family.matches("user"));
+        assert!(exact.matches("order.paid"));
+        assert!(!exact.matches("order.paid.v2"));
+    }
+
+    #[test]
+    fn bad_patterns_are_rejected() {
+        for bad in ["", "u*er", "*.registered", "user.*.x"] {
+            assert!(TypePattern::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn binding_keys_follow_amqp_topic_syntax() {
+        assert_eq!(TypePattern::parse("*").unwrap().binding_key(), "#");
+        assert_eq!(
+            TypePattern::parse("user.*").unwrap().binding_key(),
+            "user.#"
+        );
+        assert_eq!(
+            TypePattern::parse("order.paid").unwrap().binding_key(),
+            "order.paid"
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! The analytics tables: events and the counters kept beside them.
+//!
+//! Recording an event is one statement: the `recorded` CTE inserts it, and
+//! sibling CTEs upsert the per-action and per-user counters and bump the
+//! single-row total from `recorded`'s output. Reads never scan events.
+
+use std::collections::BTreeMap;
+
+use kit::ApiError;
+use kit::db::{self, Connection, ParameterValue};
+use kit::idempotency::{CLAIMED, Claim};
+
+use crate::tracked::Tracked;
+
+/// The counter CTEs and final `SELECT` that follow a `recorded AS (...)`
+/// CTE returning `user_id, action`. Selects the new total (NULL if the
+/// statement recorded nothing) and how many events it recorded.
+const COUNT_RECORDED: &str = "\
+    by_action AS (
+        INSERT INTO analytics_action_counts (action, count)
+        SELECT action, count(*) FROM recorded GROUP BY action
+        ON CONFLICT (action)
+        DO UPDATE SET count = analytics_action_counts.count + EXCLUDED.count),
+    by_user AS (
+        INSERT INTO analytics_user_action_counts (user_id, action, count)
+        SELECT user_id, action, count(*) FROM recorded GROUP BY user_id, action
+        ON CONFLICT (user_id, action)
+        DO UPDATE SET count = analytics_user_action_counts.count + EXCLUDED.count),
+    total AS (
+        UPDATE analytics_totals SET count = count + (SELECT count(*) FROM recorded)
+        WHERE id = 1 AND EXISTS (SELECT 1 FROM recorded)
+        RETURNING count)
+    SELECT (SELECT count FROM total), (SELECT count(*) FROM recorded)";
+
+/// `user_id`, `action`, `occurred_at` as parameters.
+fn event_params(event: &Tracked) -> [ParameterValue; 3] {
+    [
+        ParameterValue::Str(event.user_id.as_str().to_owned()),
+        ParameterValue::Str(event.action.as_str().to_owned()),
+        ParameterValue::Str(event.occurred_at.to_rfc3339()),
+    ]
+}
+
+/// Records a client-posted event; returns the total number of events.
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn record(conn: &Connection, event: &Tracked) -> Result<i64, ApiError> {
+    let sql = format!(
+        "WITH recorded AS (
+            INSERT INTO analytics_events (user_id, action, occurred_at)
+            VALUES ($1::text, $2::text, $3::text::timestamptz)
+            RETURNING user_id, action),
+        {COUNT_RECORDED}"
+    );
+    let rows = conn
+        .query(&sql, &event_params(event))
+        .map_err(|e| db::classify(e, "recording an event"))?;
+    let total: Option<i64> = first(&rows.rows, 0, "total")?;
+    total.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("analytics_totals has no row")))
+}
+
+/// Records a delivered event once per `claim`; `true` if it was new.
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn record_once(conn: &Connection, claim: &Claim, event: &Tracked) -> Result<bool, ApiError> {
+    let sql = format!(
+        "WITH {claim},
+        recorded AS (
+            INSERT INTO analytics_events (event_id, user_id, action, occurred_at)
+            SELECT $2::uuid, $3::text, $4::text, $5::text::timestamptz
+            WHERE {CLAIMED}
+            RETURNING user_id, action),
+        {COUNT_RECORDED}",
+        claim = Claim::cte(),
+    );
+    let rows = conn
+        .query(&sql, &claim.params(event_params(event)))
+        .map_err(|e| db::classify(e, "recording a delivered event"))?;
+    let recorded: i64 = first(&rows.rows, 1, "recorded")?;
+    Ok(recorded > 0)
+}
+
+/// Every action's count.
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn by_action(conn: &Connection) -> Result<BTreeMap<String, i64>, ApiError> {
+    let rows = conn
+        .query(
+            "SELECT action, count FROM analytics_action_counts ORDER BY action",
+            &[],
+        )
+        .map_err(|e| db::classify(e, "reading action counts"))?;
+    counts(&rows.rows)
+}
+
+/// One user's count per action.
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn by_user(conn: &Connection, user_id: &str) -> Result<BTreeMap<String, i64>, ApiError> {
+    let rows = conn
+        .query(
+            "SELECT action, count FROM analytics_user_action_counts \
+             WHERE user_id = $1::text ORDER BY action",
+            &[ParameterValue::Str(user_id.to_owned())],
+        )
+        .map_err(|e| db::classify(e, "reading a user's action counts"))?;
+    counts(&rows.rows)
+}
+
+fn counts(rows: &[Vec<db::DbValue>]) -> Result<BTreeMap<String, i64>, ApiError> {
+    rows.iter()
+        .map(|row| Ok((db::column(row, 0, "action")?, db::column(row, 1, "count")?)))
+        .collect::<anyhow::Result<_>>()
+        .map_err(ApiError::Internal)
+}
+
+fn first<T: db::Decode>(
+    rows: &[Vec<db::DbValue>],
+    index: usize,
+    name: &str,
+) -> Result<T, ApiError> {
+    let row = rows
+        .first()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the statement returned no row")))?;
+    db::column(row, index, name).map_err(ApiError::Internal)
+}

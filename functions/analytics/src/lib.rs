@@ -1,0 +1,60 @@
+//! The analytics component: tracked events and per-action counters.
+//!
+//! Spin routes `/events`, `/metrics/...` and `/analytics/...` here; this
+//! file maps method and path to one handler module each. Events arrive
+//! either posted by clients (`POST /events`) or delivered by the bridge for
+//! every event type (`POST /analytics/events`, signed CloudEvents).
+
+mod counters;
+mod handlers;
+mod tracked;
+
+use kit::ApiError;
+use kit::router::{self, Route};
+use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http_component;
+
+/// Every handler has this shape; the router renders its error.
+type Handler = fn(&Request, &Params) -> Result<Response, ApiError>;
+
+/// The values of the matched route's `{name}` captures.
+pub struct Params(Vec<(&'static str, String)>);
+
+impl Params {
+    /// The value captured for `{name}`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+const fn route(method: &'static str, pattern: &'static str, handler: Handler) -> Route<Handler> {
+    Route {
+        method,
+        pattern,
+        handler,
+    }
+}
+
+/// The routing table.
+const ROUTES: &[Route<Handler>] = &[
+    route("POST", "/events", handlers::track::handle),
+    route("GET", "/metrics/actions", handlers::actions::handle),
+    route(
+        "GET",
+        "/metrics/user/{user_id}/actions",
+        handlers::user_actions::handle,
+    ),
+    route("POST", "/analytics/events", handlers::deliver::handle),
+    route("GET", "/analytics/health", handlers::health::handle),
+];
+
+#[http_component]
+fn handle_analytics(req: Request) -> Response {
+    let method = req.method().to_string();
+    let result = router::resolve(ROUTES, &method, router::request_path(&req))
+        .and_then(|matched| (matched.handler)(&req, &Params(matched.params)));
+    result.unwrap_or_else(IntoResponse::into_response)
+}

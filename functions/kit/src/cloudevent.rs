@@ -1,0 +1,361 @@
+//! Receiving an event: a signed CloudEvent in HTTP binary mode.
+//!
+//! The bridge delivers each event as a `POST` whose headers carry the
+//! CloudEvents attributes (`ce-specversion: 1.0`, `ce-id`, `ce-type`,
+//! `ce-source`, and usually `ce-subject` and `ce-time`) and whose body is
+//! the event's JSON `data`. It signs every delivery:
+//!
+//! ```text
+//! spinmesh-signature: t=<unix seconds>,v1=<lowercase hex HMAC-SHA256>
+//! ```
+//!
+//! where the key is the UTF-8 bytes of the Spin variable
+//! `bridge_signing_secret` and the signed message is the bytes
+//! `"{t}.{ce-id}.{body}"`. Binding the timestamp and the id stops a captured
+//! delivery from being replayed later or with another id; the body is
+//! covered byte for byte. Several `v1=` entries are accepted (any may match)
+//! so the secret can be rotated.
+//!
+//! [`receive`] checks the signature first (401 when missing, malformed,
+//! wrong, or more than [`MAX_SKEW_SECONDS`] away from now), then the
+//! attributes (400 when missing or invalid), so an unsigned caller learns
+//! nothing about the expected shape.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use spin_sdk::http::Request;
+use uuid::Uuid;
+
+use crate::config;
+use crate::domain::Timestamp;
+use crate::json::MAX_BODY_BYTES;
+use crate::problem::ApiError;
+
+/// Header carrying the delivery's signature.
+pub const SIGNATURE_HEADER: &str = "spinmesh-signature";
+
+/// Largest accepted distance between the signature's `t` and now, seconds.
+pub const MAX_SKEW_SECONDS: u64 = 300;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A verified, parsed delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudEvent {
+    /// `ce-id`: unique per event; the idempotency key.
+    pub id: Uuid,
+    /// `ce-type`, e.g. `user.registered`.
+    pub kind: String,
+    /// `ce-source`, e.g. `/auth`.
+    pub source: String,
+    /// `ce-subject`: the aggregate id, when the producer set one.
+    pub subject: Option<String>,
+    /// `ce-time`: when the change happened, when the producer set it.
+    pub time: Option<Timestamp>,
+    /// The body: the event's JSON data.
+    pub data: serde_json::Value,
+}
+
+impl CloudEvent {
+    /// `data.<field>` as text when it is a non-empty string or a number.
+    pub fn data_text(&self, field: &str) -> Option<String> {
+        match self.data.get(field)? {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Verifies and parses the delivery in `req` with the configured secret.
+///
+/// # Errors
+///
+/// 401 on a missing, malformed, forged or stale signature; 400 on missing or
+/// invalid attributes or a body that is not JSON; 413 on an oversized body;
+/// 500 when `bridge_signing_secret` is not set.
+pub fn receive(req: &Request) -> Result<CloudEvent, ApiError> {
+    let secret = config::get(config::BRIDGE_SIGNING_SECRET)?;
+    let header = |name: &str| req.header(name).and_then(|v| v.as_str());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("clock before 1970: {e}")))?
+        .as_secs();
+    verify(
+        secret.as_bytes(),
+        header(SIGNATURE_HEADER),
+        header("ce-id").unwrap_or_default(),
+        req.body(),
+        now,
+    )?;
+    parse(header, req.body())
+}
+
+/// Checks `signature` (the header value) over `t.id.body` at time `now`.
+///
+/// # Errors
+///
+/// 401 when the signature is missing, malformed, wrong or stale.
+pub fn verify(
+    secret: &[u8],
+    signature: Option<&str>,
+    id: &str,
+    body: &[u8],
+    now: u64,
+) -> Result<(), ApiError> {
+    let unauthorized = |why: &str| ApiError::Unauthorized(format!("{SIGNATURE_HEADER}: {why}"));
+    let signature = signature.ok_or_else(|| unauthorized("missing"))?;
+    let (t, macs) = parse_signature(signature).ok_or_else(|| unauthorized("malformed"))?;
+    if now.abs_diff(t) > MAX_SKEW_SECONDS {
+        return Err(unauthorized("timestamp outside the allowed window"));
+    }
+    let mac = keyed_mac(secret, t, id, body);
+    // `verify_slice` compares in constant time.
+    if macs.iter().any(|m| mac.clone().verify_slice(m).is_ok()) {
+        Ok(())
+    } else {
+        Err(unauthorized("does not match"))
+    }
+}
+
+/// The header value signing `body` of event `id` at `t` (what the bridge
+/// sends; used by tests).
+pub fn sign(secret: &[u8], t: u64, id: &str, body: &[u8]) -> String {
+    let digest = keyed_mac(secret, t, id, body).finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
+}
+
+fn keyed_mac(secret: &[u8], t: u64, id: &str, body: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+/// `t=<digits>,v1=<64 lowercase hex>[,v1=...]` → `(t, [mac bytes])`.
+fn parse_signature(value: &str) -> Option<(u64, Vec<Vec<u8>>)> {
+    let mut t = None;
+    let mut macs = Vec::new();
+    for part in value.split(',') {
+        let (key, val) = part.trim().split_once('=')?;
+        match key {
+            "t" if t.is_none() && !val.is_empty() && val.bytes().all(|b| b.is_ascii_digit()) => {
+                t = Some(val.parse().ok()?);
+            }
+            "v1" => macs.push(decode_hex(val)?),
+            _ => return None,
+        }
+    }
+    (!macs.is_empty()).then_some(())?;
+    Some((t?, macs))
+}
+
+/// Decodes exactly 32 bytes of lowercase hex.
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
+}
+
+/// Parses the attributes from `header` and the data from `body`.
+///
+/// # Errors
+///
+/// 400 when an attribute is missing or invalid or the body is not JSON;
+/// 413 when the body exceeds [`MAX_BODY_BYTES`].
+pub fn parse<'h>(
+    header: impl Fn(&str) -> Option<&'h str>,
+    body: &[u8],
+) -> Result<CloudEvent, ApiError> {
+    let bad = |msg: String| ApiError::BadRequest(msg);
+    let required = |name: &str| {
+        header(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| bad(format!("the {name} header is required")))
+    };
+    let optional = |name: &str| header(name).map(str::trim).filter(|v| !v.is_empty());
+
+    let version = required("ce-specversion")?;
+    if version != "1.0" {
+        return Err(bad(format!(
+            "unsupported ce-specversion {version:?}; expected 1.0"
+        )));
+    }
+    let id = Uuid::parse_str(required("ce-id")?).map_err(|_| bad("ce-id must be a UUID".into()))?;
+    let kind = required("ce-type")?.to_owned();
+    let source = required("ce-source")?.to_owned();
+    let subject = optional("ce-subject").map(str::to_owned);
+    let time = optional("ce-time")
+        .map(|t| Timestamp::parse_rfc3339(t).map_err(|e| bad(format!("ce-time {e}"))))
+        .transpose()?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    let data = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| bad(format!("the event data is not valid JSON: {e}")))?
+    };
+    Ok(CloudEvent {
+        id,
+        kind,
+        source,
+        subject,
+        time,
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"test-secret";
+    const ID: &str = "6f1c1f5e-2b8e-4a39-9d53-0d7c1a0e7b11";
+    const BODY: &[u8] = br#"{"version":1,"user_id":"u1"}"#;
+    const NOW: u64 = 1_714_564_800;
+
+    fn headers(name: &str) -> Option<&'static str> {
+        match name {
+            "ce-specversion" => Some("1.0"),
+            "ce-id" => Some(ID),
+            "ce-type" => Some("user.registered"),
+            "ce-source" => Some("/auth"),
+            "ce-subject" => Some("u1"),
+            "ce-time" => Some("2024-05-01T12:00:00Z"),
+            _ => None,
+        }
+    }
+
+    fn status(signature: Option<&str>, id: &str, body: &[u8]) -> u16 {
+        verify(SECRET, signature, id, body, NOW).map_or_else(|e| e.status(), |()| 200)
+    }
+
+    #[test]
+    fn a_good_signature_verifies() {
+        let sig = sign(SECRET, NOW - 10, ID, BODY);
+        assert_eq!(status(Some(&sig), ID, BODY), 200);
+        assert!(sig.starts_with(&format!("t={},v1=", NOW - 10)));
+    }
+
+    #[test]
+    fn bad_signatures_are_401() {
+        let good = sign(SECRET, NOW, ID, BODY);
+        let other_key = sign(b"another-secret", NOW, ID, BODY);
+        let stale = sign(SECRET, NOW - MAX_SKEW_SECONDS - 1, ID, BODY);
+        let future = sign(SECRET, NOW + MAX_SKEW_SECONDS + 1, ID, BODY);
+        let upper = good
+            .to_uppercase()
+            .replace("T=", "t=")
+            .replace("V1=", "v1=");
+        let cases: &[(Option<&str>, &str, &[u8], &str)] = &[
+            (None, ID, BODY, "missing"),
+            (Some(""), ID, BODY, "empty"),
+            (Some("v1=abc"), ID, BODY, "no timestamp, short mac"),
+            (Some(&format!("t={NOW}")), ID, BODY, "no mac"),
+            (
+                Some(&format!("t=x,{}", &good[good.find("v1").unwrap()..])),
+                ID,
+                BODY,
+                "junk t",
+            ),
+            (Some(&upper), ID, BODY, "uppercase hex"),
+            (Some(&other_key), ID, BODY, "forged with another key"),
+            (
+                Some(&good),
+                ID,
+                br#"{"version":1,"user_id":"u2"}"#,
+                "body changed",
+            ),
+            (
+                Some(&good),
+                "00000000-0000-0000-0000-000000000000",
+                BODY,
+                "id changed",
+            ),
+            (Some(&stale), ID, BODY, "stale"),
+            (Some(&future), ID, BODY, "too far in the future"),
+        ];
+        for (signature, id, body, why) in cases {
+            assert_eq!(status(*signature, id, body), 401, "{why}");
+        }
+    }
+
+    #[test]
+    fn any_of_several_macs_may_match() {
+        let good = sign(SECRET, NOW, ID, BODY);
+        let old = sign(b"old-secret", NOW, ID, BODY);
+        let both = format!("{old}, {}", &good[good.find("v1").unwrap()..]);
+        assert_eq!(status(Some(&both), ID, BODY), 200);
+    }
+
+    #[test]
+    fn attributes_and_data_parse() {
+        let event = parse(headers, BODY).unwrap();
+        assert_eq!(event.id.to_string(), ID);
+        assert_eq!(event.kind, "user.registered");
+        assert_eq!(event.source, "/auth");
+        assert_eq!(event.subject.as_deref(), Some("u1"));
+        assert_eq!(
+            event.time.unwrap().to_rfc3339(),
+            "2024-05-01T12:00:00.000000Z"
+        );
+        assert_eq!(event.data_text("user_id").as_deref(), Some("u1"));
+        assert_eq!(event.data_text("version").as_deref(), Some("1"));
+        assert_eq!(event.data_text("missing"), None);
+    }
+
+    #[test]
+    fn missing_or_invalid_attributes_are_400() {
+        let cases: &[(&str, Option<&'static str>, &str)] = &[
+            ("ce-specversion", None, "no specversion"),
+            ("ce-specversion", Some("0.3"), "old specversion"),
+            ("ce-id", None, "no id"),
+            ("ce-id", Some("42"), "id not a uuid"),
+            ("ce-type", None, "no type"),
+            ("ce-source", Some(" "), "blank source"),
+            ("ce-time", Some("yesterday"), "bad time"),
+        ];
+        for (name, value, why) in cases {
+            let header = |n: &str| if n == *name { *value } else { headers(n) };
+            let err = parse(header, BODY).unwrap_err();
+            assert_eq!(err.status(), 400, "{why}");
+        }
+        assert_eq!(
+            parse(headers, b"{nope").unwrap_err().status(),
+            400,
+            "bad JSON"
+        );
+    }
+
+    #[test]
+    fn subject_and_time_are_optional() {
+        let header = |n: &str| match n {
+            "ce-subject" | "ce-time" => None,
+            _ => headers(n),
+        };
+        let event = parse(header, b"").unwrap();
+        assert_eq!((event.subject, event.time), (None, None));
+        assert!(event.data.is_null());
+    }
+}

@@ -1,0 +1,200 @@
+//! Emitting events: the domain change and its outbox row in one statement.
+//!
+//! A function never inserts into `outbox` by itself and never runs a change
+//! that should be announced without its event. It declares the event once,
+//! as an [`EventSpec`] constant next to the code that changes the aggregate
+//! (with the payload documented there), and runs the change through
+//! [`query`]. That wraps the change in a data-modifying CTE:
+//!
+//! ```sql
+//! WITH changed AS (<INSERT/UPDATE ... RETURNING ...>),
+//!      event AS (INSERT INTO outbox (...) SELECT ... FROM changed)
+//! SELECT * FROM changed
+//! ```
+//!
+//! so an event row exists exactly when (and as many times as) the change
+//! returned a row, in the same transaction, and the caller still gets the
+//! change's `RETURNING` columns in their order. A change that touches no
+//! row emits nothing.
+//!
+//! Each event is a CloudEvents 1.0 envelope: `id` is a fresh UUID v4 per row
+//! (`gen_random_uuid()`, so multi-row changes work and the caller's `$n`
+//! numbering is untouched), `source`/`type` come from the spec, `subject` is
+//! the aggregate id read from the change's `RETURNING`, `time` is the
+//! database's `now()`, and `data` is a JSON object built in SQL from the
+//! returned columns that always carries `"version": <spec.version>`.
+
+use crate::db::{Connection, ParameterValue, PgError, RowSet};
+
+/// Base of every event's `dataschema`: `<base><type>/v<version>`.
+pub const DATASCHEMA_BASE: &str = "https://spinmesh.dev/schemas/events/";
+
+/// One kind of event a function emits.
+#[derive(Debug, Clone, Copy)]
+pub struct EventSpec {
+    /// CloudEvents `source`: the emitting function, e.g. `/auth`.
+    pub source: &'static str,
+    /// CloudEvents `type`, e.g. `user.registered`.
+    pub kind: &'static str,
+    /// Topic the relay publishes to, e.g. `users`.
+    pub aggregate: &'static str,
+    /// Column of the change's `RETURNING` holding the aggregate id; it
+    /// becomes the CloudEvents `subject` (as text) and the broker key.
+    pub subject: &'static str,
+    /// Payload version, written as `data.version`.
+    pub version: u32,
+    /// The other payload fields: `(name, SQL expression)` where the
+    /// expression reads the change's `RETURNING` columns (e.g.
+    /// `("user_id", "changed.id")`).
+    pub fields: &'static [(&'static str, &'static str)],
+    /// Optional SQL condition over `changed`: emit only for rows matching it
+    /// (e.g. `changed.status = 'sent'`).
+    pub only_when: Option<&'static str>,
+}
+
+impl EventSpec {
+    /// The event's `dataschema` URI.
+    pub fn dataschema(&self) -> String {
+        format!("{DATASCHEMA_BASE}{}/v{}", self.kind, self.version)
+    }
+
+    /// The SQL producing `data`: `jsonb_build_object('version', n, ...)`.
+    fn data_sql(&self) -> String {
+        let mut sql = format!("jsonb_build_object('version', {}", self.version);
+        for (name, expr) in self.fields {
+            sql.push_str(&format!(", {}, {expr}", literal(name)));
+        }
+        sql.push(')');
+        sql
+    }
+
+    /// The full statement: `change` (an `INSERT`/`UPDATE`/`DELETE` with a
+    /// `RETURNING` that includes [`EventSpec::subject`]) plus its outbox row.
+    pub fn wrap(&self, change: &str) -> String {
+        self.wrap_after(&[], change)
+    }
+
+    /// Like [`EventSpec::wrap`], with `prelude` CTEs (`name AS (...)`) placed
+    /// first so `change` can refer to them, e.g. an idempotency claim
+    /// ([`crate::idempotency::Claim::cte`]). Postgres only allows
+    /// data-modifying CTEs at the top level, hence one flat `WITH` list.
+    pub fn wrap_after(&self, prelude: &[&str], change: &str) -> String {
+        let mut sql = String::from("WITH ");
+        for cte in prelude {
+            sql.push_str(cte);
+            sql.push_str(", ");
+        }
+        let condition = self
+            .only_when
+            .map(|c| format!(" WHERE {c}"))
+            .unwrap_or_default();
+        sql.push_str(&format!(
+            "changed AS ({change}), \
+             event AS (INSERT INTO outbox (id, source, type, subject, aggregate, dataschema, data) \
+             SELECT gen_random_uuid(), {source}, {kind}, changed.{subject}::text, {aggregate}, \
+             {schema}, {data} FROM changed{condition}) \
+             SELECT * FROM changed",
+            source = literal(self.source),
+            kind = literal(self.kind),
+            subject = self.subject,
+            aggregate = literal(self.aggregate),
+            schema = literal(&self.dataschema()),
+            data = self.data_sql(),
+        ));
+        sql
+    }
+}
+
+/// Runs `change` with its event (see [`EventSpec::wrap`]); the result has
+/// the change's `RETURNING` columns.
+///
+/// # Errors
+///
+/// The database error, for [`crate::db::classify`] or
+/// [`crate::db::unique_violation`].
+// Same error type as `Connection::query`, so callers classify it alike.
+#[allow(clippy::result_large_err)]
+pub fn query(
+    conn: &Connection,
+    spec: &EventSpec,
+    change: &str,
+    params: &[ParameterValue],
+) -> Result<RowSet, PgError> {
+    conn.query(&spec.wrap(change), params)
+}
+
+/// Runs `prelude` CTEs, then `change` with its event (see
+/// [`EventSpec::wrap_after`]).
+///
+/// # Errors
+///
+/// As [`query`].
+// Same error type as `Connection::query`, so callers classify it alike.
+#[allow(clippy::result_large_err)]
+pub fn query_after(
+    conn: &Connection,
+    spec: &EventSpec,
+    prelude: &[&str],
+    change: &str,
+    params: &[ParameterValue],
+) -> Result<RowSet, PgError> {
+    conn.query(&spec.wrap_after(prelude, change), params)
+}
+
+/// A SQL string literal (the specs are constants, but quote safely anyway).
+fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: EventSpec = EventSpec {
+        source: "/auth",
+        kind: "user.registered",
+        aggregate: "users",
+        subject: "id",
+        version: 1,
+        fields: &[("user_id", "changed.id"), ("email", "changed.email")],
+        only_when: None,
+    };
+
+    #[test]
+    fn the_change_and_its_event_are_one_statement() {
+        let sql = SPEC.wrap("INSERT INTO users (email) VALUES ($1) RETURNING id, email");
+        assert!(
+            sql.starts_with("WITH changed AS (INSERT INTO users"),
+            "{sql}"
+        );
+        assert!(sql.contains("INSERT INTO outbox"), "{sql}");
+        assert!(sql.contains("'/auth', 'user.registered', changed.id::text, 'users'"));
+        assert!(sql.contains(
+            "jsonb_build_object('version', 1, 'user_id', changed.id, 'email', changed.email)"
+        ));
+        assert!(
+            sql.ends_with("FROM changed) SELECT * FROM changed"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn prelude_ctes_come_first_and_conditions_filter_the_event() {
+        let spec = EventSpec {
+            only_when: Some("changed.status = 'sent'"),
+            ..SPEC
+        };
+        let sql = spec.wrap_after(&["claim AS (SELECT 1)"], "DELETE FROM t RETURNING id");
+        assert!(sql.starts_with("WITH claim AS (SELECT 1), changed AS (DELETE"));
+        assert!(sql.contains("FROM changed WHERE changed.status = 'sent')"));
+    }
+
+    #[test]
+    fn literals_are_quoted() {
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(
+            SPEC.dataschema(),
+            "https://spinmesh.dev/schemas/events/user.registered/v1"
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! The notifications component: messages to users over the log or a
+//! webhook.
+//!
+//! Spin routes `/notify` and `/notifications/...` here; this file maps
+//! method and path to one handler module each. Notifications are sent on
+//! request (`POST /notify`) or in reaction to events the bridge delivers
+//! (`POST /notifications/events`, signed CloudEvents).
+
+mod channel;
+mod handlers;
+mod store;
+
+use kit::router::{self, Route};
+use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http_component;
+
+/// The operations; one handler module each.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Notify,
+    ListMine,
+    Deliver,
+    Health,
+}
+
+const fn route(method: &'static str, pattern: &'static str, op: Op) -> Route<Op> {
+    Route {
+        method,
+        pattern,
+        handler: op,
+    }
+}
+
+/// The routing table.
+const ROUTES: &[Route<Op>] = &[
+    route("POST", "/notify", Op::Notify),
+    route("GET", "/notifications", Op::ListMine),
+    route("POST", "/notifications/events", Op::Deliver),
+    route("GET", "/notifications/health", Op::Health),
+];
+
+#[http_component]
+async fn handle_notifications(req: Request) -> Response {
+    let method = req.method().to_string();
+    let result = match router::resolve(ROUTES, &method, router::request_path(&req)) {
+        Ok(matched) => match matched.handler {
+            // Only `/notify` may call out over HTTP, hence the one `await`.
+            Op::Notify => handlers::notify::handle(&req).await,
+            Op::ListMine => handlers::list_mine::handle(&req),
+            Op::Deliver => handlers::deliver::handle(&req),
+            Op::Health => handlers::health::handle(&req),
+        },
+        Err(err) => Err(err),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,182 @@
+//! The `notifications` table, and the `notification.sent` event written
+//! with each sent notification.
+
+use kit::ApiError;
+use kit::db::{self, Connection, DbValue, ParameterValue};
+use kit::idempotency::{CLAIMED, Claim};
+use kit::outbox::{self, EventSpec};
+use serde::Serialize;
+
+use crate::channel::Channel;
+
+/// `notification.sent`, emitted with every notification stored as `sent`
+/// (aggregate `notifications`, subject = notification id). Data, version 1:
+///
+/// ```json
+/// {"version": 1, "notification_id": "<uuid>", "user_id": "<id>",
+///  "channel": "log" | "webhook", "event_id": "<uuid of the cause>" | null}
+/// ```
+pub const NOTIFICATION_SENT: EventSpec = EventSpec {
+    source: "/notifications",
+    kind: "notification.sent",
+    aggregate: "notifications",
+    subject: "id",
+    version: 1,
+    fields: &[
+        ("notification_id", "changed.id"),
+        ("user_id", "changed.user_id"),
+        ("channel", "changed.channel"),
+        ("event_id", "changed.event_id"),
+    ],
+    only_when: Some("changed.status = 'sent'"),
+};
+
+/// A stored notification as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    /// Primary key.
+    pub id: String,
+    /// The recipient.
+    pub user_id: String,
+    /// `log` or `webhook`.
+    pub channel: String,
+    /// The text.
+    pub message: String,
+    /// `sent` or `failed`.
+    pub status: String,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// The event that caused it, if any.
+    pub event_id: Option<String>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Delivered.
+    Sent,
+    /// Not delivered, with the reason.
+    Failed(String),
+}
+
+/// The `RETURNING` list, in the order [`from_row`] reads it.
+fn returning() -> String {
+    format!(
+        "RETURNING id::text AS id, user_id, channel, message, status, error, \
+         event_id::text AS event_id, {} AS created_at",
+        kit::rfc3339!("created_at")
+    )
+}
+
+fn from_row(row: &[DbValue]) -> anyhow::Result<Notification> {
+    Ok(Notification {
+        id: db::column(row, 0, "id")?,
+        user_id: db::column(row, 1, "user_id")?,
+        channel: db::column(row, 2, "channel")?,
+        message: db::column(row, 3, "message")?,
+        status: db::column(row, 4, "status")?,
+        error: db::column(row, 5, "error")?,
+        event_id: db::column(row, 6, "event_id")?,
+        created_at: db::column(row, 7, "created_at")?,
+    })
+}
+
+/// Stores a notification after a delivery attempt; a `sent` one emits
+/// [`NOTIFICATION_SENT`] in the same statement.
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn insert(
+    conn: &Connection,
+    user_id: &str,
+    channel: Channel,
+    message: &str,
+    status: &Status,
+) -> Result<Notification, ApiError> {
+    let (status, error) = match status {
+        Status::Sent => ("sent", ParameterValue::DbNull),
+        Status::Failed(why) => ("failed", ParameterValue::Str(why.clone())),
+    };
+    let change = format!(
+        "INSERT INTO notifications (user_id, channel, message, status, error) \
+         VALUES ($1::text, $2::text, $3::text, $4::text, $5::text) {}",
+        returning()
+    );
+    let params = [
+        ParameterValue::Str(user_id.to_owned()),
+        ParameterValue::Str(channel.as_str().to_owned()),
+        ParameterValue::Str(message.to_owned()),
+        ParameterValue::Str(status.to_owned()),
+        error,
+    ];
+    let rows = outbox::query(conn, &NOTIFICATION_SENT, &change, &params)
+        .map_err(|e| db::classify(e, "storing a notification"))?;
+    let row = rows
+        .rows
+        .first()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("INSERT returned no row")))?;
+    from_row(row).map_err(ApiError::Internal)
+}
+
+/// Stores a `log` notification caused by the claimed event, once: a
+/// redelivery stores nothing and returns `None`.
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn insert_once(
+    conn: &Connection,
+    claim: &Claim,
+    user_id: &str,
+    message: &str,
+) -> Result<Option<Notification>, ApiError> {
+    let change = format!(
+        "INSERT INTO notifications (user_id, channel, message, status, event_id) \
+         SELECT $3::text, 'log', $4::text, 'sent', $2::uuid WHERE {CLAIMED} {}",
+        returning()
+    );
+    let params = claim.params([
+        ParameterValue::Str(user_id.to_owned()),
+        ParameterValue::Str(message.to_owned()),
+    ]);
+    let rows = outbox::query_after(conn, &NOTIFICATION_SENT, &[Claim::cte()], &change, &params)
+        .map_err(|e| db::classify(e, "storing an event's notification"))?;
+    rows.rows
+        .first()
+        .map(|row| from_row(row))
+        .transpose()
+        .map_err(ApiError::Internal)
+}
+
+/// A user's latest notifications, newest first.
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn latest_for(
+    conn: &Connection,
+    user_id: &str,
+    limit: u32,
+) -> Result<Vec<Notification>, ApiError> {
+    let sql = format!(
+        "SELECT id::text, user_id, channel, message, status, error, event_id::text, {} \
+         FROM notifications WHERE user_id = $1::text \
+         ORDER BY created_at DESC, id DESC LIMIT $2::bigint",
+        kit::rfc3339!("created_at")
+    );
+    let params = [
+        ParameterValue::Str(user_id.to_owned()),
+        ParameterValue::Int64(i64::from(limit)),
+    ];
+    let rows = conn
+        .query(&sql, &params)
+        .map_err(|e| db::classify(e, "listing notifications"))?;
+    rows.rows
+        .iter()
+        .map(|row| from_row(row))
+        .collect::<anyhow::Result<_>>()
+        .map_err(ApiError::Internal)
+}
