@@ -8,115 +8,23 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bridge::app::{self, AppOptions};
 use bridge::host::HostConfig;
 use bridge::keys::JwtKeys;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::client::conn::http1 as client_http1;
+use http_body_util::Full;
 use hyper::server::conn::http1 as server_http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
+#[path = "support/load.rs"]
+mod load;
+
+use load::{RequestSpec, load, percentile, row};
+
 const HEALTH_BODY: &str = r#"{"status":"ok","service":"auth"}"#;
-
-struct Stats {
-    requests: u64,
-    errors: u64,
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-}
-
-impl Stats {
-    fn rps(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-    fn pct(&self, p: f64) -> f64 {
-        percentile(&self.latencies_us, p) as f64 / 1000.0
-    }
-}
-
-fn percentile(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[idx]
-}
-
-/// Closed-loop load: `conns` keep-alive connections, each sending the next
-/// request when the previous answer arrives, for `duration`.
-async fn load(
-    addr: SocketAddr,
-    path: &str,
-    token: Option<String>,
-    conns: usize,
-    duration: Duration,
-) -> Stats {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let stop = stop.clone();
-        let path = path.to_string();
-        let token = token.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(100_000);
-            let mut errors = 0u64;
-            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            stream.set_nodelay(true).ok();
-            let (mut sender, conn) = client_http1::handshake(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
-            while !stop.load(Ordering::Relaxed) {
-                let mut req = hyper::Request::get(&path).header("host", "bench");
-                if let Some(t) = &token {
-                    req = req.header("authorization", format!("Bearer {t}"));
-                }
-                let req = req.body(Empty::<Bytes>::new()).unwrap();
-                let t0 = Instant::now();
-                match sender.send_request(req).await {
-                    Ok(resp) => {
-                        let ok = resp.status().is_success();
-                        let _ = resp.into_body().collect().await;
-                        if ok {
-                            lat.push(t0.elapsed().as_micros() as u32);
-                        } else {
-                            errors += 1;
-                        }
-                    }
-                    Err(_) => {
-                        errors += 1;
-                        break;
-                    }
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let started = Instant::now();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (lat, e) = t.await.unwrap();
-        all.extend(lat);
-        errors += e;
-    }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    Stats {
-        requests: all.len() as u64,
-        errors,
-        elapsed,
-        latencies_us: all,
-    }
-}
 
 async fn native_server() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -143,16 +51,6 @@ async fn native_server() -> SocketAddr {
         }
     });
     addr
-}
-
-fn row(name: &str, s: &Stats) {
-    println!(
-        "{name:<34} {:>10.0} req/s   p50 {:>7.3} ms   p99 {:>7.3} ms   errors {}",
-        s.rps(),
-        s.pct(0.50),
-        s.pct(0.99),
-        s.errors
-    );
 }
 
 fn root() -> PathBuf {
@@ -291,20 +189,39 @@ fn main() {
     // Warm-up (connection pools, caches).
     load_rt.block_on(load(
         host_addr,
-        "/auth/me",
-        Some(token.clone()),
+        &RequestSpec::get("/auth/me", Some(&token)),
         conns,
         Duration::from_secs(1),
     ));
-    load_rt.block_on(load(native, "/health", None, conns, Duration::from_secs(1)));
+    load_rt.block_on(load(
+        native,
+        &RequestSpec::get("/health", None),
+        conns,
+        Duration::from_secs(1),
+    ));
     running.host.take_instantiation_timings();
 
-    let native_stats = load_rt.block_on(load(native, "/health", None, conns, duration));
+    let native_stats = load_rt.block_on(load(
+        native,
+        &RequestSpec::get("/health", None),
+        conns,
+        duration,
+    ));
     row("native hyper GET /health", &native_stats);
-    let health = load_rt.block_on(load(host_addr, "/auth/health", None, conns, duration));
+    let health = load_rt.block_on(load(
+        host_addr,
+        &RequestSpec::get("/auth/health", None),
+        conns,
+        duration,
+    ));
     row("host GET /auth/health", &health);
     let mut inst = running.host.take_instantiation_timings();
-    let me = load_rt.block_on(load(host_addr, "/auth/me", Some(token), conns, duration));
+    let me = load_rt.block_on(load(
+        host_addr,
+        &RequestSpec::get("/auth/me", Some(&token)),
+        conns,
+        duration,
+    ));
     row("host GET /auth/me (JWT+Redis+PG)", &me);
     inst.extend(running.host.take_instantiation_timings());
     inst.sort_unstable();
