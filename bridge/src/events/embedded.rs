@@ -13,21 +13,17 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
 use tokio::sync::{Notify, watch};
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::Client;
 
 use super::dispatch::{DispatchConfig, Final, backoff, deliver_with_retry};
 use super::event::{OutboxEvent, Signer};
 use super::invoke::Invoker;
+use super::outbox::{self, OutboxCursor};
 use super::subscription::Subscription;
-use crate::host::outbound::redact;
-
-/// The channel the outbox trigger notifies.
-pub const OUTBOX_CHANNEL: &str = "spinmesh_outbox";
 
 /// Dispatches every subscription from the outbox.
 pub struct EmbeddedDispatcher {
@@ -53,7 +49,10 @@ impl EmbeddedDispatcher {
         let mut tasks = Vec::new();
         {
             let (me, wake, shutdown) = (me.clone(), wake.clone(), shutdown.clone());
-            tasks.push(tokio::spawn(async move { me.listen(wake, shutdown).await }));
+            tasks.push(tokio::spawn(async move {
+                let config = me.config.clone();
+                outbox::listen(&me.database_url, wake, shutdown, |n| backoff(&config, n)).await;
+            }));
         }
         for sub in me.subscriptions.clone() {
             let (me, wake, shutdown) = (me.clone(), wake.clone(), shutdown.clone());
@@ -63,48 +62,6 @@ impl EmbeddedDispatcher {
         }
         for task in tasks {
             let _ = task.await;
-        }
-    }
-
-    /// LISTENs for outbox inserts and wakes every subscription.
-    async fn listen(&self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-        let mut failures = 0;
-        while !*shutdown.borrow() {
-            let result = async {
-                let (client, mut conn) = tokio_postgres::connect(&self.database_url, NoTls)
-                    .await
-                    .with_context(|| format!("connecting to {}", redact(&self.database_url)))?;
-                let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-                let sql = format!("LISTEN {OUTBOX_CHANNEL}");
-                let listen = client.batch_execute(&sql);
-                tokio::pin!(listen);
-                // Drive the connection while LISTEN is in flight.
-                loop {
-                    tokio::select! {
-                        r = &mut listen => { r?; break; }
-                        m = messages.next() => if m.is_none() { anyhow::bail!("connection closed") },
-                    }
-                }
-                // Anything committed before LISTEN took effect.
-                wake.notify_waiters();
-                loop {
-                    tokio::select! {
-                        m = messages.next() => match m {
-                            Some(Ok(AsyncMessage::Notification(_))) => wake.notify_waiters(),
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => return Err(e.into()),
-                            None => anyhow::bail!("connection closed"),
-                        },
-                        _ = shutdown.changed() => return Ok(()),
-                    }
-                }
-            }
-            .await;
-            if let Err(err) = result {
-                failures += 1;
-                tracing::warn!(error = %format!("{err:#}"), "outbox listener lost its connection; polling meanwhile");
-                tokio::time::sleep(backoff(&self.config, failures.min(6))).await;
-            }
         }
     }
 
@@ -133,105 +90,26 @@ impl EmbeddedDispatcher {
         wake: &Notify,
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        let (client, conn) = tokio_postgres::connect(&self.database_url, NoTls)
-            .await
-            .with_context(|| format!("connecting to {}", redact(&self.database_url)))?;
-        let conn_task = tokio::spawn(conn);
-        let _abort = AbortOnDrop(conn_task);
-
-        // One active dispatcher per subscription across replicas.
-        let lock_key = lock_key(&sub.name);
-        loop {
-            let held: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&lock_key])
-                .await?
-                .get(0);
-            if held {
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = shutdown.changed() => return Ok(()),
-            }
-        }
-        client
-            .execute(
-                "INSERT INTO bridge_cursors (subscription, txid, position) VALUES ($1, '0', 0)
-                 ON CONFLICT (subscription) DO NOTHING",
-                &[&sub.name],
-            )
-            .await
-            .context("creating the cursor")?;
-        let read = client
-            .prepare(
-                "SELECT position, txid::text, id, source, type, subject, aggregate,
-                        to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-                        dataschema, data::text
-                   FROM outbox
-                  WHERE (txid, position) > ($1::text::xid8, $2)
-                    AND txid < pg_snapshot_xmin(pg_current_snapshot())
-                  ORDER BY txid, position
-                  LIMIT $3",
-            )
-            .await?;
-        let (mut txid, mut position): (String, i64) = {
-            let row = client
-                .query_one(
-                    "SELECT txid::text, position FROM bridge_cursors WHERE subscription = $1",
-                    &[&sub.name],
-                )
-                .await?;
-            (row.get(0), row.get(1))
+        let Some(mut cursor) =
+            OutboxCursor::open(&self.database_url, &sub.name, &mut shutdown).await?
+        else {
+            return Ok(());
         };
-        loop {
-            if *shutdown.borrow() {
-                return Ok(());
-            }
-            // Register interest before reading so a notification that
-            // arrives during the read is not lost.
-            let notified = wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let rows = client
-                .query(&read, &[&txid, &position, &self.config.batch_size])
-                .await?;
-            if rows.is_empty() {
-                tokio::select! {
-                    _ = &mut notified => {}
-                    _ = tokio::time::sleep(self.config.poll_interval) => {}
-                    _ = shutdown.changed() => return Ok(()),
-                }
-                continue;
-            }
-            let events: Vec<OutboxEvent> = rows
-                .iter()
-                .map(|r| OutboxEvent {
-                    position: r.get(0),
-                    txid: r.get(1),
-                    id: r.get(2),
-                    source: r.get(3),
-                    event_type: r.get(4),
-                    subject: r.get(5),
-                    aggregate: r.get(6),
-                    time: r.get(7),
-                    dataschema: r.get(8),
-                    data: r.get(9),
-                })
-                .collect();
-            let last = events.last().map(|e| (e.txid.clone(), e.position));
-            self.deliver_batch(&client, sub, &events).await?;
-            if let Some((t, p)) = last {
-                client
-                    .execute(
-                        "UPDATE bridge_cursors SET txid = $2::text::xid8, position = $3, updated_at = now()
-                          WHERE subscription = $1",
-                        &[&sub.name, &t, &p],
-                    )
-                    .await
-                    .context("advancing the cursor")?;
-                (txid, position) = (t, p);
+        while let Some(events) = cursor
+            .next_batch(
+                self.config.batch_size,
+                wake,
+                self.config.poll_interval,
+                &mut shutdown,
+            )
+            .await?
+        {
+            self.deliver_batch(cursor.client(), sub, &events).await?;
+            if let Some(last) = events.last() {
+                cursor.advance(last).await?;
             }
         }
+        Ok(())
     }
 
     /// Delivers the wanted events of a batch: subjects in parallel, each
@@ -312,19 +190,4 @@ async fn dead_letter(
         .await
         .context("recording a dead letter")?;
     Ok(())
-}
-
-/// A stable advisory-lock key per subscription name.
-fn lock_key(name: &str) -> i64 {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("spinmesh-subscription:{name}").as_bytes());
-    i64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
-}
-
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

@@ -6,5 +6,6 @@ pub mod dispatch;
 pub mod embedded;
 pub mod event;
 pub mod invoke;
+pub mod outbox;
 pub mod outcome;
 pub mod subscription;

@@ -1,0 +1,244 @@
+//! Reading the transactional outbox in commit-safe order, for every
+//! consumer of it: the embedded dispatcher's subscriptions and the relays
+//! that publish to a broker.
+//!
+//! Rows are read only when their transaction is older than every running
+//! transaction (`txid < pg_snapshot_xmin`), in `(txid, position)` order, so
+//! a row that commits late is never skipped. Each reader has a named,
+//! durable cursor in `bridge_cursors` and holds a session advisory lock on
+//! that name: one bridge replica reads, the others stand by and take over
+//! when its connection goes away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use tokio::sync::{Notify, watch};
+use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
+
+use super::event::OutboxEvent;
+use crate::host::outbound::redact;
+
+/// The channel the outbox trigger notifies.
+pub const OUTBOX_CHANNEL: &str = "spinmesh_outbox";
+
+/// How long a stand-by reader waits before trying the lock again.
+const STANDBY_RETRY: Duration = Duration::from_secs(2);
+
+/// A named reader's position in the outbox, with its own connection.
+pub struct OutboxCursor {
+    client: Client,
+    _connection: AbortOnDrop,
+    name: String,
+    read: Statement,
+    txid: String,
+    position: i64,
+}
+
+impl OutboxCursor {
+    /// Connects, waits (standing by) until this process holds the reader's
+    /// lock, and loads or creates the cursor. `None` when shutdown came first.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or queried.
+    pub async fn open(
+        database_url: &str,
+        name: &str,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<Self>> {
+        let (client, conn) = tokio_postgres::connect(database_url, NoTls)
+            .await
+            .with_context(|| format!("connecting to {}", redact(database_url)))?;
+        let connection = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        let key = lock_key(name);
+        loop {
+            let held: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .await?
+                .get(0);
+            if held {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(STANDBY_RETRY) => {}
+                _ = shutdown.changed() => return Ok(None),
+            }
+        }
+        client
+            .execute(
+                "INSERT INTO bridge_cursors (subscription, txid, position) VALUES ($1, '0', 0)
+                 ON CONFLICT (subscription) DO NOTHING",
+                &[&name],
+            )
+            .await
+            .context("creating the cursor")?;
+        let read = client
+            .prepare(
+                "SELECT position, txid::text, id, source, type, subject, aggregate,
+                        to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                        dataschema, data::text
+                   FROM outbox
+                  WHERE (txid, position) > ($1::text::xid8, $2)
+                    AND txid < pg_snapshot_xmin(pg_current_snapshot())
+                  ORDER BY txid, position
+                  LIMIT $3",
+            )
+            .await?;
+        let row = client
+            .query_one(
+                "SELECT txid::text, position FROM bridge_cursors WHERE subscription = $1",
+                &[&name],
+            )
+            .await?;
+        Ok(Some(Self {
+            client,
+            _connection: connection,
+            name: name.to_string(),
+            read,
+            txid: row.get(0),
+            position: row.get(1),
+        }))
+    }
+
+    /// The cursor's connection, for writes that belong with the reading
+    /// (dead letters).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The next batch after the cursor, waiting for a notification or the
+    /// poll interval while there is none. `None` on shutdown.
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub async fn next_batch(
+        &mut self,
+        limit: i64,
+        wake: &Notify,
+        poll: Duration,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<Vec<OutboxEvent>>> {
+        loop {
+            if *shutdown.borrow() {
+                return Ok(None);
+            }
+            // Register interest before reading so a notification that
+            // arrives during the read is not lost.
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let rows = self
+                .client
+                .query(&self.read, &[&self.txid, &self.position, &limit])
+                .await?;
+            if !rows.is_empty() {
+                return Ok(Some(rows.iter().map(row_to_event).collect()));
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => return Ok(None),
+            }
+        }
+    }
+
+    /// Moves the cursor past `last`: everything up to it is acknowledged.
+    ///
+    /// # Errors
+    /// When the update fails; the cursor then stays where it was.
+    pub async fn advance(&mut self, last: &OutboxEvent) -> anyhow::Result<()> {
+        self.client
+            .execute(
+                "UPDATE bridge_cursors SET txid = $2::text::xid8, position = $3, updated_at = now()
+                  WHERE subscription = $1",
+                &[&self.name, &last.txid, &last.position],
+            )
+            .await
+            .context("advancing the cursor")?;
+        self.txid = last.txid.clone();
+        self.position = last.position;
+        Ok(())
+    }
+}
+
+fn row_to_event(r: &tokio_postgres::Row) -> OutboxEvent {
+    OutboxEvent {
+        position: r.get(0),
+        txid: r.get(1),
+        id: r.get(2),
+        source: r.get(3),
+        event_type: r.get(4),
+        subject: r.get(5),
+        aggregate: r.get(6),
+        time: r.get(7),
+        dataschema: r.get(8),
+        data: r.get(9),
+    }
+}
+
+/// LISTENs for outbox inserts and wakes every waiting reader, reconnecting
+/// with `backoff` until `shutdown`. Readers poll meanwhile.
+pub async fn listen(
+    database_url: &str,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+    backoff: impl Fn(u32) -> Duration,
+) {
+    let mut failures = 0;
+    while !*shutdown.borrow() {
+        let result = async {
+            let (client, mut conn) = tokio_postgres::connect(database_url, NoTls)
+                .await
+                .with_context(|| format!("connecting to {}", redact(database_url)))?;
+            let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+            let sql = format!("LISTEN {OUTBOX_CHANNEL}");
+            let listen = client.batch_execute(&sql);
+            tokio::pin!(listen);
+            // Drive the connection while LISTEN is in flight.
+            loop {
+                tokio::select! {
+                    r = &mut listen => { r?; break; }
+                    m = messages.next() => if m.is_none() { anyhow::bail!("connection closed") },
+                }
+            }
+            // Anything committed before LISTEN took effect.
+            wake.notify_waiters();
+            loop {
+                tokio::select! {
+                    m = messages.next() => match m {
+                        Some(Ok(AsyncMessage::Notification(_))) => wake.notify_waiters(),
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(e.into()),
+                        None => anyhow::bail!("connection closed"),
+                    },
+                    _ = shutdown.changed() => return Ok(()),
+                }
+            }
+        }
+        .await;
+        if let Err(err) = result {
+            failures += 1;
+            tracing::warn!(error = %format!("{err:#}"), "outbox listener lost its connection; polling meanwhile");
+            tokio::time::sleep(backoff(failures.min(6))).await;
+        }
+    }
+}
+
+/// A stable advisory-lock key per reader name.
+fn lock_key(name: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("spinmesh-outbox-reader:{name}").as_bytes());
+    i64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// Ends the connection task when the cursor goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
