@@ -98,6 +98,7 @@ fn main() {
                 ..HostConfig::default()
             },
             events: Some(DispatchConfig::default()),
+            broker: Default::default(),
         }))
         .expect("host starts");
     let addr = running.addr;

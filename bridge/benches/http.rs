@@ -153,6 +153,7 @@ fn main() {
             migrations: Some(root().join("migrations")),
             host,
             events: None,
+            broker: Default::default(),
         }))
         .expect("host starts");
     let native = server_rt.block_on(native_server());

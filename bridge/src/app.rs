@@ -9,10 +9,12 @@ use anyhow::Context;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::events::amqp::{AmqpConfig, AmqpConsumer, AmqpPublisher};
 use crate::events::dispatch::DispatchConfig;
 use crate::events::embedded::EmbeddedDispatcher;
 use crate::events::event::Signer;
 use crate::events::invoke::Invoker;
+use crate::events::relay::OutboxRelay;
 use crate::events::subscription::{self, Subscription};
 use crate::host::server::Server;
 use crate::host::{Host, HostConfig};
@@ -31,9 +33,20 @@ pub struct AppOptions {
     pub migrations: Option<PathBuf>,
     /// Host settings (limits, cache, variable overrides).
     pub host: HostConfig,
-    /// Dispatch events to subscribers from the outbox (the embedded
-    /// default); `None` serves HTTP only.
+    /// Dispatch events to subscribers; `None` serves HTTP only.
     pub events: Option<DispatchConfig>,
+    /// How events travel from the outbox to the subscribers.
+    pub broker: BrokerConfig,
+}
+
+/// The event transport.
+#[derive(Debug, Clone, Default)]
+pub enum BrokerConfig {
+    /// No broker: each subscription reads the outbox itself.
+    #[default]
+    Embedded,
+    /// RabbitMQ: the outbox relay publishes, a consumer per subscription.
+    Amqp(AmqpConfig),
 }
 
 /// A running application.
@@ -194,19 +207,32 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
         Some(config) => {
             let (subscriptions, signer) = event_wiring(&manifest, &host)?;
             let database_url = database_url(&manifest, &opts.host)?.unwrap_or_default();
-            if subscriptions.is_empty() {
-                None
-            } else {
-                let dispatcher = EmbeddedDispatcher {
-                    database_url,
-                    subscriptions,
-                    invoker: Invoker::Embedded(host.clone()),
-                    signer,
-                    config,
-                };
+            (!subscriptions.is_empty()).then(|| {
                 let (tx, rx) = watch::channel(false);
-                Some((tx, tokio::spawn(dispatcher.run(rx))))
-            }
+                let invoker = Invoker::Embedded(host.clone());
+                let task = match opts.broker {
+                    BrokerConfig::Embedded => tokio::spawn(
+                        EmbeddedDispatcher {
+                            database_url,
+                            subscriptions,
+                            invoker,
+                            signer,
+                            config,
+                        }
+                        .run(rx),
+                    ),
+                    BrokerConfig::Amqp(amqp) => tokio::spawn(run_amqp(
+                        amqp,
+                        database_url,
+                        subscriptions,
+                        invoker,
+                        signer,
+                        config,
+                        rx,
+                    )),
+                };
+                (tx, task)
+            })
         }
         None => None,
     };
@@ -223,4 +249,37 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
         task: Some(task),
         events,
     })
+}
+
+/// RabbitMQ mode: one outbox relay publishing to the exchange, one
+/// consumer per subscription delivering from its queue.
+pub async fn run_amqp(
+    amqp: AmqpConfig,
+    database_url: String,
+    subscriptions: Vec<Subscription>,
+    invoker: Invoker,
+    signer: Signer,
+    config: DispatchConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut tasks = Vec::new();
+    for subscription in subscriptions {
+        let consumer = AmqpConsumer {
+            amqp: amqp.clone(),
+            subscription,
+            invoker: invoker.clone(),
+            signer: signer.clone(),
+            config: config.clone(),
+        };
+        tasks.push(tokio::spawn(consumer.run(shutdown.clone())));
+    }
+    let relay = OutboxRelay {
+        database_url,
+        name: "relay:amqp".to_string(),
+        config,
+    };
+    relay.run(|| AmqpPublisher::connect(&amqp), shutdown).await;
+    for task in tasks {
+        let _ = task.await;
+    }
 }

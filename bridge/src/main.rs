@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bridge::app::BrokerConfig;
 use bridge::app::{self, AppOptions};
+use bridge::events::amqp::AmqpConfig;
 use bridge::events::dispatch::DispatchConfig;
 use bridge::host::HostConfig;
 use bridge::host::services::PoolConfig;
@@ -129,6 +131,16 @@ struct UpArgs {
     /// Subjects delivered in parallel per subscription.
     #[arg(long, default_value_t = 32, env = "SPINMESH_DISPATCH_CONCURRENCY")]
     dispatch_concurrency: usize,
+    /// RabbitMQ address for `--broker amqp`.
+    #[arg(
+        long,
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        env = "SPINMESH_AMQP_URL"
+    )]
+    amqp_url: String,
+    /// Unacknowledged deliveries per AMQP consumer.
+    #[arg(long, default_value_t = 64, env = "SPINMESH_AMQP_PREFETCH")]
+    amqp_prefetch: u16,
 }
 
 /// Event transport.
@@ -136,6 +148,8 @@ struct UpArgs {
 enum Broker {
     /// Deliver straight from the Postgres outbox.
     Embedded,
+    /// Through RabbitMQ (`--amqp-url`).
+    Amqp,
     /// Do not dispatch events.
     None,
 }
@@ -249,7 +263,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         listen: args.listen,
         migrations: (!args.no_migrate).then_some(args.manifest.migrations),
         host,
-        events: (args.broker == Broker::Embedded).then(|| DispatchConfig {
+        broker: match args.broker {
+            Broker::Amqp => BrokerConfig::Amqp(AmqpConfig {
+                url: args.amqp_url,
+                prefetch: args.amqp_prefetch,
+                ..AmqpConfig::default()
+            }),
+            Broker::Embedded | Broker::None => BrokerConfig::Embedded,
+        },
+        events: (args.broker != Broker::None).then(|| DispatchConfig {
             backoff_base: Duration::from_millis(args.retry_base_ms),
             concurrency: args.dispatch_concurrency,
             ..DispatchConfig::default()

@@ -2,10 +2,12 @@
 //! that read events (the embedded outbox reader; brokers to come), the
 //! delivery policy, and the invokers that call functions.
 
+pub mod amqp;
 pub mod dispatch;
 pub mod embedded;
 pub mod event;
 pub mod invoke;
 pub mod outbox;
 pub mod outcome;
+pub mod relay;
 pub mod subscription;

@@ -37,6 +37,7 @@ pub struct Options {
     pub max_memory_bytes: usize,
     pub extra_vars: BTreeMap<String, String>,
     pub events: Option<bridge::events::dispatch::DispatchConfig>,
+    pub broker: bridge::app::BrokerConfig,
 }
 
 impl Default for Options {
@@ -48,6 +49,7 @@ impl Default for Options {
             max_memory_bytes: 128 << 20,
             extra_vars: BTreeMap::new(),
             events: None,
+            broker: Default::default(),
         }
     }
 }
@@ -83,6 +85,7 @@ impl TestApp {
             migrations: opts.migrate.then(|| root().join("migrations")),
             host,
             events: opts.events,
+            broker: opts.broker.clone(),
         })
         .await
         .expect("the app starts");

@@ -25,6 +25,7 @@ async fn probe_with(timeout: Duration) -> TestApp {
         max_memory_bytes: 64 << 20,
         extra_vars: BTreeMap::from([("secret_token".to_string(), "s3cret".to_string())]),
         events: None,
+        broker: Default::default(),
     })
     .await
 }

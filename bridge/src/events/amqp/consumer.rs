@@ -1,0 +1,222 @@
+//! One subscription's consumer: its durable queue, `prefetch` deliveries in
+//! flight, events of one subject handled in order (a lane per hash of the
+//! subject), acknowledged only after the function answered 2xx or the
+//! event was dead-lettered with a confirmed publish.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ConnectionProperties};
+use tokio::sync::{mpsc, watch};
+
+use super::AmqpConfig;
+use super::publisher::{confirming_channel, properties, publish_confirmed};
+use super::topology;
+use crate::events::dispatch::{DispatchConfig, Final, backoff, deliver_with_retry};
+use crate::events::event::{OutboxEvent, Signer};
+use crate::events::invoke::Invoker;
+use crate::events::subscription::Subscription;
+use crate::host::outbound::redact;
+
+/// Consumes one subscription's queue.
+pub struct AmqpConsumer {
+    /// RabbitMQ settings.
+    pub amqp: AmqpConfig,
+    /// What to consume.
+    pub subscription: Subscription,
+    /// Where to deliver.
+    pub invoker: Invoker,
+    /// Signs deliveries.
+    pub signer: Signer,
+    /// Retry policy and lane count (`concurrency`).
+    pub config: DispatchConfig,
+}
+
+impl AmqpConsumer {
+    /// Consumes until `shutdown`, reconnecting with backoff. Unacknowledged
+    /// deliveries of a lost connection return to the queue by themselves.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let me = Arc::new(self);
+        let mut failures = 0;
+        while !*shutdown.borrow() {
+            match me.clone().consume(shutdown.clone()).await {
+                Ok(()) => return,
+                Err(err) => {
+                    failures += 1;
+                    tracing::warn!(subscription = %me.subscription.name, error = %format!("{err:#}"), "AMQP consumer interrupted; reconnecting");
+                    tokio::time::sleep(backoff(&me.config, failures.min(6))).await;
+                }
+            }
+        }
+    }
+
+    async fn consume(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let connection = Connection::connect(&self.amqp.url, ConnectionProperties::default())
+            .await
+            .with_context(|| format!("connecting to {}", redact(&self.amqp.url)))?;
+        let channel = connection.create_channel().await?;
+        topology::declare_subscription(&channel, &self.amqp, &self.subscription).await?;
+        channel
+            .basic_qos(self.amqp.prefetch, BasicQosOptions::default())
+            .await?;
+        let dead_letters = Arc::new(confirming_channel(&connection).await?);
+        let queue = self.amqp.queue(&self.subscription.name);
+        let mut deliveries = channel
+            .basic_consume(
+                queue.as_str().into(),
+                format!("bridge-{}", uuid::Uuid::new_v4().simple()).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+
+        let lanes_count = self.config.concurrency.max(1);
+        let mut lanes = Vec::with_capacity(lanes_count);
+        let mut workers = Vec::with_capacity(lanes_count);
+        for _ in 0..lanes_count {
+            let (tx, mut rx) = mpsc::channel::<Delivery>(self.amqp.prefetch.max(1) as usize);
+            lanes.push(tx);
+            let (me, dead_letters) = (self.clone(), dead_letters.clone());
+            workers.push(tokio::spawn(async move {
+                while let Some(delivery) = rx.recv().await {
+                    if let Err(err) = me.handle(delivery, &dead_letters).await {
+                        tracing::error!(error = %format!("{err:#}"), "AMQP delivery handling failed");
+                    }
+                }
+            }));
+        }
+        let result = loop {
+            tokio::select! {
+                next = deliveries.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let subject = header(&delivery, "ce-subject").unwrap_or_default();
+                        let lane = lane_of(&subject, lanes_count);
+                        if lanes[lane].send(delivery).await.is_err() {
+                            break Err(anyhow::anyhow!("a lane worker stopped"));
+                        }
+                    }
+                    Some(Err(e)) => break Err(e.into()),
+                    None => break Err(anyhow::anyhow!("the broker cancelled the consumer")),
+                },
+                _ = shutdown.changed() => break Ok(()),
+            }
+        };
+        drop(lanes);
+        for worker in workers {
+            let _ = worker.await;
+        }
+        let _ = channel.close(200, "bridge stopping".into()).await;
+        let _ = connection.close(200, "bridge stopping".into()).await;
+        result
+    }
+
+    async fn handle(&self, delivery: Delivery, dead_letters: &Channel) -> anyhow::Result<()> {
+        let Some(event) = to_event(&delivery) else {
+            // Not one of ours: nothing can ever deliver it.
+            tracing::error!("dropping a message without CloudEvent headers to the dead letters");
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: false,
+                    ..BasicNackOptions::default()
+                })
+                .await?;
+            return Ok(());
+        };
+        if !self.subscription.wants(&event.event_type) {
+            delivery.ack(BasicAckOptions::default()).await?;
+            return Ok(());
+        }
+        match deliver_with_retry(
+            &self.invoker,
+            &self.subscription,
+            &event,
+            &self.signer,
+            &self.config,
+        )
+        .await
+        {
+            Final::Delivered { .. } => {
+                delivery.ack(BasicAckOptions::default()).await?;
+            }
+            Final::DeadLetter {
+                attempts,
+                status,
+                error,
+            } => {
+                tracing::error!(subscription = %self.subscription.name, event = %event.id, attempts, ?status, %error, "dead-lettering event");
+                let extra = [
+                    ("x-spinmesh-error", error),
+                    (
+                        "x-spinmesh-status",
+                        status.map(|s| s.to_string()).unwrap_or_default(),
+                    ),
+                    ("x-spinmesh-attempts", attempts.to_string()),
+                    ("x-spinmesh-subscription", self.subscription.name.clone()),
+                ];
+                let published = publish_confirmed(
+                    dead_letters,
+                    &self.amqp.dead_letter_exchange,
+                    [(
+                        self.subscription.name.clone(),
+                        delivery.data.clone(),
+                        properties(&event, &extra),
+                    )],
+                )
+                .await;
+                match published {
+                    Ok(()) => {
+                        delivery.ack(BasicAckOptions::default()).await?;
+                    }
+                    Err(err) => {
+                        // Nothing is acknowledged: the event comes back.
+                        tracing::error!(error = %format!("{err:#}"), "dead-letter publish failed; requeueing");
+                        tokio::time::sleep(backoff(&self.config, 3)).await;
+                        delivery
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                ..BasicNackOptions::default()
+                            })
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lane_of(subject: &str, lanes: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    subject.hash(&mut h);
+    (h.finish() % lanes as u64) as usize
+}
+
+fn header(delivery: &Delivery, name: &str) -> Option<String> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+/// Rebuilds the event from its AMQP form (see `publisher::properties`).
+fn to_event(delivery: &Delivery) -> Option<OutboxEvent> {
+    Some(OutboxEvent {
+        position: 0,
+        txid: String::new(),
+        id: header(delivery, "ce-id")?.parse().ok()?,
+        source: header(delivery, "ce-source")?,
+        event_type: header(delivery, "ce-type")?,
+        subject: header(delivery, "ce-subject").unwrap_or_default(),
+        aggregate: header(delivery, "aggregate").unwrap_or_default(),
+        time: header(delivery, "ce-time").unwrap_or_default(),
+        dataschema: header(delivery, "ce-dataschema"),
+        data: String::from_utf8_lossy(&delivery.data).into_owned(),
+    })
+}

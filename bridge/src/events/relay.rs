@@ -1,0 +1,98 @@
+//! The outbox relay: committed outbox rows, in order, published to a
+//! broker in batches. The cursor moves only after the broker confirmed the
+//! whole batch, so a crash republishes (at-least-once) and never skips.
+//! The reader's advisory lock keeps one relay active across replicas.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
+
+use super::dispatch::{DispatchConfig, backoff};
+use super::event::OutboxEvent;
+use super::outbox::{self, OutboxCursor};
+
+/// A broker the relay publishes to.
+pub trait Publish: Send + Sync {
+    /// Publishes `events` and returns once the broker has confirmed all of
+    /// them.
+    fn publish(&self, events: &[OutboxEvent]) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Relays the outbox to one broker.
+pub struct OutboxRelay {
+    /// Where the outbox lives.
+    pub database_url: String,
+    /// The relay's cursor and lock name, e.g. `relay:amqp`.
+    pub name: String,
+    /// Batch size, poll interval, reconnect backoff.
+    pub config: DispatchConfig,
+}
+
+impl OutboxRelay {
+    /// Runs until `shutdown`. Each round connects a fresh publisher with
+    /// `connect`; a broker or database failure ends the round and the next
+    /// one resumes, after a backoff, from the last confirmed batch.
+    pub async fn run<P, F, Fut>(self, connect: F, shutdown: watch::Receiver<bool>)
+    where
+        P: Publish,
+        F: Fn() -> Fut,
+        Fut: Future<Output = anyhow::Result<P>>,
+    {
+        let wake = Arc::new(Notify::new());
+        let listener = {
+            let (url, wake, shutdown, config) = (
+                self.database_url.clone(),
+                wake.clone(),
+                shutdown.clone(),
+                self.config.clone(),
+            );
+            tokio::spawn(async move {
+                outbox::listen(&url, wake, shutdown, |n| backoff(&config, n)).await
+            })
+        };
+        let mut failures = 0;
+        while !*shutdown.borrow() {
+            let round = async {
+                let publisher = connect().await?;
+                self.relay(&publisher, &wake, shutdown.clone()).await
+            };
+            match round.await {
+                Ok(()) => break,
+                Err(err) => {
+                    failures += 1;
+                    tracing::warn!(relay = %self.name, error = %format!("{err:#}"), "relay interrupted; retrying");
+                    tokio::time::sleep(backoff(&self.config, failures.min(6))).await;
+                }
+            }
+        }
+        listener.abort();
+    }
+
+    async fn relay<P: Publish>(
+        &self,
+        publisher: &P,
+        wake: &Notify,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let Some(mut cursor) =
+            OutboxCursor::open(&self.database_url, &self.name, &mut shutdown).await?
+        else {
+            return Ok(());
+        };
+        while let Some(events) = cursor
+            .next_batch(
+                self.config.batch_size,
+                wake,
+                self.config.poll_interval,
+                &mut shutdown,
+            )
+            .await?
+        {
+            publisher.publish(&events).await?;
+            if let Some(last) = events.last() {
+                cursor.advance(last).await?;
+            }
+        }
+        Ok(())
+    }
+}
