@@ -8,7 +8,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bridge::app::{self, AppOptions};
+use bridge::app::{self, AppOptions, BrokerConfig};
+use bridge::events::amqp::AmqpConfig;
 use bridge::events::dispatch::DispatchConfig;
 use bridge::host::HostConfig;
 use bridge::keys::JwtKeys;
@@ -79,6 +80,23 @@ fn main() {
             .unwrap();
     });
     let keys = JwtKeys::generate();
+    // BENCH_BROKER=amqp runs the same through RabbitMQ (relay + consumers).
+    let broker = match std::env::var("BENCH_BROKER").as_deref() {
+        Ok("amqp") => {
+            let run = uuid::Uuid::new_v4().simple().to_string();
+            BrokerConfig::Amqp(AmqpConfig {
+                exchange: format!("spinmesh.bench.{run}.events"),
+                dead_letter_exchange: format!("spinmesh.bench.{run}.dlx"),
+                queue_prefix: format!("spinmesh.bench.{run}."),
+                ..AmqpConfig::default()
+            })
+        }
+        _ => BrokerConfig::Embedded,
+    };
+    let mode = match &broker {
+        BrokerConfig::Embedded => "embedded mode, no broker",
+        BrokerConfig::Amqp(_) => "RabbitMQ mode",
+    };
     let running = server_rt
         .block_on(app::start(AppOptions {
             manifest: root().join("spin.toml"),
@@ -98,7 +116,7 @@ fn main() {
                 ..HostConfig::default()
             },
             events: Some(DispatchConfig::default()),
-            broker: Default::default(),
+            broker: broker.clone(),
         }))
         .expect("host starts");
     let addr = running.addr;
@@ -110,9 +128,7 @@ fn main() {
         db
     });
 
-    println!(
-        "spinmesh event benchmark (embedded mode, no broker): {events} events, 2 server threads"
-    );
+    println!("spinmesh event benchmark ({mode}): {events} events, 2 server threads");
 
     // 1. Throughput: a backlog committed at once, drained by the dispatcher.
     let drain = server_rt.block_on(async {
@@ -128,7 +144,7 @@ fn main() {
         wait_for(&db, events, Duration::from_secs(600)).await
     });
     println!(
-        "backlog of {events}: drained in {:.2} s = {:.0} events/s end to end   (target >= 10000/s embedded)",
+        "backlog of {events}: drained in {:.2} s = {:.0} events/s end to end   (target >= 10000/s embedded and RabbitMQ)",
         drain.as_secs_f64(),
         events as f64 / drain.as_secs_f64()
     );
@@ -189,4 +205,32 @@ fn main() {
     row(&format!("GET /metrics/actions @ {total} events"), &metrics);
     println!("  (target >= 10000 req/s at 100k events, constant in the event count)");
     drop(running);
+    if let BrokerConfig::Amqp(config) = &broker {
+        server_rt.block_on(delete_amqp_topology(config));
+    }
+}
+
+/// Removes the run's queues and exchanges.
+async fn delete_amqp_topology(config: &AmqpConfig) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let Ok(conn) =
+        lapin::Connection::connect(&config.url, lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    let Ok(ch) = conn.create_channel().await else {
+        return;
+    };
+    for sub in ["analytics", "notifications"] {
+        for q in [config.queue(sub), config.dead_letter_queue(sub)] {
+            let _ = ch
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+    }
+    for x in [&config.exchange, &config.dead_letter_exchange] {
+        let _ = ch
+            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
 }
