@@ -263,6 +263,7 @@ pub async fn run_amqp(
     shutdown: watch::Receiver<bool>,
 ) {
     let mut tasks = Vec::new();
+    let declared = subscriptions.clone();
     for subscription in subscriptions {
         let consumer = AmqpConsumer {
             amqp: amqp.clone(),
@@ -278,7 +279,9 @@ pub async fn run_amqp(
         name: "relay:amqp".to_string(),
         config,
     };
-    relay.run(|| AmqpPublisher::connect(&amqp), shutdown).await;
+    relay
+        .run(|| AmqpPublisher::connect(&amqp, &declared), shutdown)
+        .await;
     for task in tasks {
         let _ = task.await;
     }

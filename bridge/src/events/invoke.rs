@@ -71,24 +71,11 @@ impl Invoker {
             match self {
                 Invoker::Embedded(host) => {
                     let local = SocketAddr::from(([127, 0, 0, 1], 0));
-                    let resp = host.handle(request, local, local).await;
-                    let (parts, body) = resp.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    Ok((parts, body))
+                    Ok(read_whole(host.handle(request, local, local).await).await)
                 }
                 Invoker::Http { client, .. } => {
                     let resp = client.request(request).await.map_err(|e| format!("{e}"))?;
-                    let (parts, body) = resp.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    Ok((parts, body))
+                    Ok(read_whole(resp).await)
                 }
             }
         };
@@ -115,6 +102,20 @@ impl Invoker {
             }
         }
     }
+}
+
+/// The head and the whole body (an unreadable body counts as empty: the
+/// status decides the outcome).
+async fn read_whole<B: http_body::Body>(
+    resp: hyper::Response<B>,
+) -> (http::response::Parts, Bytes) {
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (parts, body)
 }
 
 fn failed(error: String) -> Attempt {

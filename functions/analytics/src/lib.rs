@@ -30,25 +30,17 @@ impl Params {
     }
 }
 
-const fn route(method: &'static str, pattern: &'static str, handler: Handler) -> Route<Handler> {
-    Route {
-        method,
-        pattern,
-        handler,
-    }
-}
-
 /// The routing table.
 const ROUTES: &[Route<Handler>] = &[
-    route("POST", "/events", handlers::track::handle),
-    route("GET", "/metrics/actions", handlers::actions::handle),
-    route(
+    Route::new("POST", "/events", handlers::track::handle),
+    Route::new("GET", "/metrics/actions", handlers::actions::handle),
+    Route::new(
         "GET",
         "/metrics/user/{user_id}/actions",
         handlers::user_actions::handle,
     ),
-    route("POST", "/analytics/events", handlers::deliver::handle),
-    route("GET", "/analytics/health", handlers::health::handle),
+    Route::new("POST", "/analytics/events", handlers::deliver::handle),
+    Route::new("GET", "/analytics/health", handlers::health::handle),
 ];
 
 #[http_component]

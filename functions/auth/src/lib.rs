@@ -17,25 +17,17 @@ use spin_sdk::http_component;
 /// Every handler has this shape; the router renders its error.
 type Handler = fn(&Request) -> Result<Response, ApiError>;
 
-const fn route(method: &'static str, pattern: &'static str, handler: Handler) -> Route<Handler> {
-    Route {
-        method,
-        pattern,
-        handler,
-    }
-}
-
 /// The routing table.
 const ROUTES: &[Route<Handler>] = &[
-    route("POST", "/auth/register", handlers::register::handle),
-    route("POST", "/auth/login", handlers::login::handle),
-    route("POST", "/auth/refresh", handlers::refresh::handle),
-    route("POST", "/auth/logout", handlers::logout::handle),
-    route("GET", "/auth/me", handlers::me::handle),
-    route("PATCH", "/auth/me", handlers::update_me::handle),
-    route("GET", "/auth/health", handlers::health::handle),
-    route("POST", "/register", handlers::legacy_register::handle),
-    route("POST", "/login", handlers::legacy_login::handle),
+    Route::new("POST", "/auth/register", handlers::register::handle),
+    Route::new("POST", "/auth/login", handlers::login::handle),
+    Route::new("POST", "/auth/refresh", handlers::refresh::handle),
+    Route::new("POST", "/auth/logout", handlers::logout::handle),
+    Route::new("GET", "/auth/me", handlers::me::handle),
+    Route::new("PATCH", "/auth/me", handlers::update_me::handle),
+    Route::new("GET", "/auth/health", handlers::health::handle),
+    Route::new("POST", "/register", handlers::legacy_register::handle),
+    Route::new("POST", "/login", handlers::legacy_login::handle),
 ];
 
 #[http_component]

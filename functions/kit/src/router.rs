@@ -20,6 +20,17 @@ pub struct Route<H> {
     pub handler: H,
 }
 
+impl<H> Route<H> {
+    /// A table row; `const` so tables can be `const` arrays.
+    pub const fn new(method: &'static str, pattern: &'static str, handler: H) -> Self {
+        Self {
+            method,
+            pattern,
+            handler,
+        }
+    }
+}
+
 /// A route that matched, with the values of its `{name}` captures.
 #[derive(Debug)]
 pub struct Matched<'r, H> {

@@ -23,20 +23,12 @@ enum Op {
     Health,
 }
 
-const fn route(method: &'static str, pattern: &'static str, op: Op) -> Route<Op> {
-    Route {
-        method,
-        pattern,
-        handler: op,
-    }
-}
-
 /// The routing table.
 const ROUTES: &[Route<Op>] = &[
-    route("POST", "/notify", Op::Notify),
-    route("GET", "/notifications", Op::ListMine),
-    route("POST", "/notifications/events", Op::Deliver),
-    route("GET", "/notifications/health", Op::Health),
+    Route::new("POST", "/notify", Op::Notify),
+    Route::new("GET", "/notifications", Op::ListMine),
+    Route::new("POST", "/notifications/events", Op::Deliver),
+    Route::new("GET", "/notifications/health", Op::Health),
 ];
 
 #[http_component]

@@ -10,6 +10,7 @@ use super::AmqpConfig;
 use super::topology;
 use crate::events::event::OutboxEvent;
 use crate::events::relay::Publish;
+use crate::events::subscription::Subscription;
 use crate::host::outbound::redact;
 
 /// A confirming channel to the events exchange.
@@ -20,16 +21,26 @@ pub struct AmqpPublisher {
 }
 
 impl AmqpPublisher {
-    /// Connects, enables confirms and declares the exchanges.
+    /// Connects, enables confirms and declares the exchanges and every
+    /// subscription's queue and bindings. Declaring the queues here, not
+    /// only in the consumers, matters: RabbitMQ drops (and still confirms)
+    /// a message no queue is bound for, so publishing before a consumer
+    /// had declared its queue would lose events.
     ///
     /// # Errors
     /// When RabbitMQ is unreachable or refuses the set-up.
-    pub async fn connect(config: &AmqpConfig) -> anyhow::Result<Self> {
+    pub async fn connect(
+        config: &AmqpConfig,
+        subscriptions: &[Subscription],
+    ) -> anyhow::Result<Self> {
         let connection = Connection::connect(&config.url, ConnectionProperties::default())
             .await
             .with_context(|| format!("connecting to {}", redact(&config.url)))?;
         let channel = confirming_channel(&connection).await?;
         topology::declare_exchanges(&channel, config).await?;
+        for sub in subscriptions {
+            topology::declare_subscription(&channel, config, sub).await?;
+        }
         Ok(Self {
             _connection: connection,
             channel,
