@@ -5,9 +5,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use bridge::app::BrokerConfig;
 use bridge::events::amqp::AmqpConfig;
@@ -16,21 +15,11 @@ use bridge::events::invoke::Invoker;
 use lapin::options::{BasicGetOptions, ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::types::AMQPValue;
 use lapin::{Connection, ConnectionProperties};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
-use tokio_postgres::{Client, NoTls};
 
-use common::{Options, PG_SERVER, TestApp, root};
-
-fn fast() -> DispatchConfig {
-    DispatchConfig {
-        backoff_base: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(100),
-        delivery_timeout: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(200),
-        ..DispatchConfig::default()
-    }
-}
+use common::subscriber::{count, emit, eventually, fast, probe_app};
+use common::{PG_SERVER, root};
 
 fn amqp_config() -> AmqpConfig {
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -61,74 +50,17 @@ async fn cleanup(config: &AmqpConfig) {
     }
 }
 
-async fn probe_app(broker: Option<AmqpConfig>) -> (TestApp, Client) {
-    let app = TestApp::spawn_with(Options {
-        manifest: root().join("bridge/tests/probe/spin.toml"),
-        migrate: true,
-        extra_vars: BTreeMap::from([("secret_token".to_string(), "s3cret".to_string())]),
-        events: broker.is_some().then(fast),
-        broker: broker.map(BrokerConfig::Amqp).unwrap_or_default(),
-        ..Options::default()
-    })
-    .await;
-    let (client, conn) = tokio_postgres::connect(&format!("{PG_SERVER}/{}", app.database), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(
-            "CREATE TABLE probe_attempts (
-                id bigserial PRIMARY KEY, event_id uuid NOT NULL, subject text NOT NULL,
-                seq bigint NOT NULL, outcome text NOT NULL, signed bool NOT NULL)",
-        )
-        .await
-        .unwrap();
-    (app, client)
-}
-
-async fn emit(client: &Client, subject: &str, data: Value) -> uuid::Uuid {
-    let id = uuid::Uuid::new_v4();
-    client
-        .execute(
-            "INSERT INTO outbox (id, source, type, subject, aggregate, data)
-             VALUES ($1, '/test', 'probe.step', $2, 'probes', $3)",
-            &[&id, &subject, &data],
-        )
-        .await
-        .unwrap();
-    id
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-async fn count(client: &Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
-
 #[tokio::test]
 async fn events_flow_through_rabbitmq_once_and_in_order_per_subject() {
     let config = amqp_config();
-    let (_app, db) = probe_app(Some(config.clone())).await;
+    let (_app, db) = probe_app(Some(fast()), BrokerConfig::Amqp(config.clone())).await;
     let mut expected = HashSet::new();
     for seq in 0..10 {
         for subject in ["a", "b", "c"] {
-            expected.insert(emit(&db, subject, json!({"seq": seq})).await);
+            expected.insert(emit(&db, subject, "probe.step", json!({"seq": seq})).await);
         }
     }
-    eventually("30 deliveries", || async {
+    eventually("30 deliveries", Duration::from_secs(30), || async {
         count(&db, "SELECT count(*) FROM probe_attempts").await >= 30
     })
     .await;
@@ -161,15 +93,27 @@ async fn events_flow_through_rabbitmq_once_and_in_order_per_subject() {
 #[tokio::test]
 async fn retries_and_dead_letters_go_through_the_dlx() {
     let config = amqp_config();
-    let (_app, db) = probe_app(Some(config.clone())).await;
-    let flaky = emit(&db, "s1", json!({"seq": 1, "behavior": "fail-twice"})).await;
-    let refused = emit(&db, "s2", json!({"seq": 1, "behavior": "reject"})).await;
-    let after = emit(&db, "s2", json!({"seq": 2})).await;
-    eventually("the event after the refused one", || async {
+    let (_app, db) = probe_app(Some(fast()), BrokerConfig::Amqp(config.clone())).await;
+    let flaky = emit(
+        &db,
+        "s1",
+        "probe.step",
+        json!({"seq": 1, "behavior": "fail-twice"}),
+    )
+    .await;
+    let refused = emit(
+        &db,
+        "s2",
+        "probe.step",
+        json!({"seq": 1, "behavior": "reject"}),
+    )
+    .await;
+    let after = emit(&db, "s2", "probe.step", json!({"seq": 2})).await;
+    eventually("the event after the refused one", Duration::from_secs(30), || async {
         count(&db, &format!("SELECT count(*) FROM probe_attempts WHERE event_id = '{after}' AND outcome = 'delivered'")).await == 1
     })
     .await;
-    eventually("the flaky event", || async {
+    eventually("the flaky event", Duration::from_secs(30), || async {
         count(&db, &format!("SELECT count(*) FROM probe_attempts WHERE event_id = '{flaky}' AND outcome = 'delivered'")).await == 1
     })
     .await;
@@ -217,13 +161,14 @@ async fn retries_and_dead_letters_go_through_the_dlx() {
 #[tokio::test]
 async fn killing_relay_and_consumers_mid_stream_loses_nothing() {
     let config = amqp_config();
-    let (app, db) = probe_app(None).await;
+    let (app, db) = probe_app(None, BrokerConfig::Embedded).await;
     let mut expected = HashSet::new();
     for seq in 0..80 {
         expected.insert(
             emit(
                 &db,
                 &format!("k{}", seq % 4),
+                "probe.step",
                 json!({"seq": seq, "behavior": "slow"}),
             )
             .await,
@@ -251,7 +196,7 @@ async fn killing_relay_and_consumers_mid_stream_loses_nothing() {
         (tx, task)
     };
     let (tx1, first) = start();
-    eventually("some progress", || async {
+    eventually("some progress", Duration::from_secs(30), || async {
         count(&db, "SELECT count(*) FROM probe_attempts").await >= 10
     })
     .await;
@@ -261,9 +206,11 @@ async fn killing_relay_and_consumers_mid_stream_loses_nothing() {
     assert!(done < 80, "stopped mid-stream ({done} done)");
     // The broker redelivers what the dead consumer had not acknowledged.
     let (tx2, second) = start();
-    eventually("every event after the restart", || async {
-        count(&db, "SELECT count(DISTINCT event_id) FROM probe_attempts").await == 80
-    })
+    eventually(
+        "every event after the restart",
+        Duration::from_secs(30),
+        || async { count(&db, "SELECT count(DISTINCT event_id) FROM probe_attempts").await == 80 },
+    )
     .await;
     let delivered: HashSet<uuid::Uuid> = db
         .query("SELECT DISTINCT event_id FROM probe_attempts", &[])

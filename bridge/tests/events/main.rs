@@ -4,52 +4,18 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use bridge::events::dispatch::DispatchConfig;
 use bridge::events::embedded::EmbeddedDispatcher;
 use bridge::events::invoke::Invoker;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::NoTls;
 
-use common::{Options, PG_SERVER, TestApp, root};
-
-fn fast() -> DispatchConfig {
-    DispatchConfig {
-        backoff_base: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(100),
-        delivery_timeout: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(200),
-        ..DispatchConfig::default()
-    }
-}
-
-async fn probe_app(events: Option<DispatchConfig>) -> (TestApp, Client) {
-    let app = TestApp::spawn_with(Options {
-        manifest: root().join("bridge/tests/probe/spin.toml"),
-        migrate: true,
-        extra_vars: BTreeMap::from([("secret_token".to_string(), "s3cret".to_string())]),
-        events,
-        ..Options::default()
-    })
-    .await;
-    let (client, conn) = tokio_postgres::connect(&format!("{PG_SERVER}/{}", app.database), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(
-            "CREATE TABLE probe_attempts (
-                id bigserial PRIMARY KEY, event_id uuid NOT NULL, subject text NOT NULL,
-                seq bigint NOT NULL, outcome text NOT NULL, signed bool NOT NULL)",
-        )
-        .await
-        .unwrap();
-    (app, client)
-}
+use common::subscriber::{count, emit, eventually, fast, probe_app};
+use common::{PG_SERVER, TestApp, root};
 
 /// Starts a dispatcher for the probe app by hand, so a test can kill it.
 fn start_dispatcher(app: &TestApp, config: DispatchConfig) -> tokio::task::JoinHandle<()> {
@@ -71,41 +37,9 @@ fn start_dispatcher(app: &TestApp, config: DispatchConfig) -> tokio::task::JoinH
     })
 }
 
-async fn emit(client: &Client, subject: &str, ty: &str, data: Value) -> uuid::Uuid {
-    let id = uuid::Uuid::new_v4();
-    client
-        .execute(
-            "INSERT INTO outbox (id, source, type, subject, aggregate, data)
-             VALUES ($1, '/test', $2, $3, 'probes', $4)",
-            &[&id, &ty, &subject, &data],
-        )
-        .await
-        .unwrap();
-    id
-}
-
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-async fn count(client: &Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
-
 #[tokio::test]
 async fn every_event_is_delivered_signed_and_in_order_per_subject() {
-    let (_app, db) = probe_app(Some(fast())).await;
+    let (_app, db) = probe_app(Some(fast()), Default::default()).await;
     let mut expected = HashSet::new();
     for seq in 0..10 {
         for subject in ["a", "b", "c", "d", "e"] {
@@ -145,7 +79,7 @@ async fn every_event_is_delivered_signed_and_in_order_per_subject() {
 
 #[tokio::test]
 async fn a_failing_subscriber_is_retried_and_a_refusal_is_dead_lettered() {
-    let (app, db) = probe_app(Some(fast())).await;
+    let (app, db) = probe_app(Some(fast()), Default::default()).await;
     let flaky = emit(
         &db,
         "s1",
@@ -222,7 +156,7 @@ async fn a_failing_subscriber_is_retried_and_a_refusal_is_dead_lettered() {
 
 #[tokio::test]
 async fn a_late_committing_transaction_is_not_skipped() {
-    let (app, db) = probe_app(None).await;
+    let (app, db) = probe_app(None, Default::default()).await;
     let (mut slow, conn) = tokio_postgres::connect(&format!("{PG_SERVER}/{}", app.database), NoTls)
         .await
         .unwrap();
@@ -263,7 +197,7 @@ async fn a_late_committing_transaction_is_not_skipped() {
 
 #[tokio::test]
 async fn a_dispatcher_killed_mid_stream_loses_nothing_after_restart() {
-    let (app, db) = probe_app(None).await;
+    let (app, db) = probe_app(None, Default::default()).await;
     let mut expected = HashSet::new();
     for seq in 0..120 {
         let subject = format!("k{}", seq % 4);
@@ -322,7 +256,7 @@ async fn a_dispatcher_killed_mid_stream_loses_nothing_after_restart() {
 
 #[tokio::test]
 async fn the_http_invoker_delivers_to_a_running_host() {
-    let (app, db) = probe_app(None).await;
+    let (app, db) = probe_app(None, Default::default()).await;
     let host = app.running.as_ref().unwrap().host.clone();
     let manifest =
         bridge::manifest::Manifest::load(&root().join("bridge/tests/probe/spin.toml")).unwrap();

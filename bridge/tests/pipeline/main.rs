@@ -6,13 +6,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bridge::events::dispatch::DispatchConfig;
 use bridge::events::event::{SIGNATURE_HEADER, Signer, unix_now};
 use serde_json::{Value, json};
 
+use common::subscriber::eventually;
 use common::{Options, Reply, TestApp};
 
 const SECRET: &str = "pipeline-test-secret";
@@ -28,21 +28,6 @@ async fn app_with_events() -> TestApp {
         ..Options::default()
     })
     .await
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 /// POSTs a CloudEvent to a delivery route the way the bridge does.
@@ -88,6 +73,7 @@ async fn registering_reaches_analytics_and_notifications() {
 
     eventually(
         "analytics counted the registration and the login",
+        Duration::from_secs(20),
         || async {
             let m = app.get("/metrics/actions", None).await.json();
             m["register"] == 1 && m["login"] == 1
@@ -101,10 +87,14 @@ async fn registering_reaches_analytics_and_notifications() {
     assert_eq!(per_user["user_id"], user_id.as_str());
     assert_eq!(per_user["actions"]["register"], 1, "{per_user}");
 
-    eventually("the welcome notification", || async {
-        let list = app.get("/notifications", Some(token)).await;
-        list.status == 200 && list.text.contains("Welcome")
-    })
+    eventually(
+        "the welcome notification",
+        Duration::from_secs(20),
+        || async {
+            let list = app.get("/notifications", Some(token)).await;
+            list.status == 200 && list.text.contains("Welcome")
+        },
+    )
     .await;
 }
 
