@@ -22,7 +22,7 @@ use tokio_postgres::Client;
 use super::dispatch::{DispatchConfig, Final, backoff, deliver_with_retry};
 use super::event::{OutboxEvent, Signer};
 use super::invoke::Invoker;
-use super::outbox::{self, OutboxCursor};
+use super::outbox::{self, BatchHandler};
 use super::subscription::Subscription;
 
 /// Dispatches every subscription from the outbox.
@@ -88,28 +88,22 @@ impl EmbeddedDispatcher {
         &self,
         sub: &Subscription,
         wake: &Notify,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        let Some(mut cursor) =
-            OutboxCursor::open(&self.database_url, &sub.name, &mut shutdown).await?
-        else {
-            return Ok(());
+        let batching = (self.config.batch_size, self.config.poll_interval);
+        let handler = SubscriptionBatches {
+            dispatcher: self,
+            sub,
         };
-        while let Some(events) = cursor
-            .next_batch(
-                self.config.batch_size,
-                wake,
-                self.config.poll_interval,
-                &mut shutdown,
-            )
-            .await?
-        {
-            self.deliver_batch(cursor.client(), sub, &events).await?;
-            if let Some(last) = events.last() {
-                cursor.advance(last).await?;
-            }
-        }
-        Ok(())
+        outbox::consume(
+            &self.database_url,
+            &sub.name,
+            batching,
+            wake,
+            shutdown,
+            &handler,
+        )
+        .await
     }
 
     /// Delivers the wanted events of a batch: subjects in parallel, each
@@ -151,6 +145,20 @@ impl EmbeddedDispatcher {
             .collect()
             .await;
         results.into_iter().collect()
+    }
+}
+
+/// One subscription's batches, delivered by the dispatcher.
+struct SubscriptionBatches<'a> {
+    dispatcher: &'a EmbeddedDispatcher,
+    sub: &'a Subscription,
+}
+
+impl BatchHandler for SubscriptionBatches<'_> {
+    async fn handle(&self, client: &Client, events: &[OutboxEvent]) -> anyhow::Result<()> {
+        self.dispatcher
+            .deliver_batch(client, self.sub, events)
+            .await
     }
 }
 

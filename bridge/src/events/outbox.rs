@@ -164,6 +164,44 @@ impl OutboxCursor {
     }
 }
 
+/// What an outbox reader does with each batch before its cursor moves on.
+pub trait BatchHandler: Sync {
+    /// Handles the batch; `Ok` acknowledges it. `client` is the cursor's
+    /// own connection.
+    fn handle(
+        &self,
+        client: &Client,
+        events: &[OutboxEvent],
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The loop every outbox reader runs: open the named cursor (standing by
+/// while another replica holds it), hand each batch to `handler`, advance
+/// past it once handled. `Ok` on shutdown; an error leaves the cursor
+/// where it was.
+///
+/// # Errors
+/// When the database or the handler fails.
+pub async fn consume(
+    database_url: &str,
+    name: &str,
+    (limit, poll): (i64, Duration),
+    wake: &Notify,
+    mut shutdown: watch::Receiver<bool>,
+    handler: &impl BatchHandler,
+) -> anyhow::Result<()> {
+    let Some(mut cursor) = OutboxCursor::open(database_url, name, &mut shutdown).await? else {
+        return Ok(());
+    };
+    while let Some(events) = cursor.next_batch(limit, wake, poll, &mut shutdown).await? {
+        handler.handle(cursor.client(), &events).await?;
+        if let Some(last) = events.last() {
+            cursor.advance(last).await?;
+        }
+    }
+    Ok(())
+}
+
 fn row_to_event(r: &tokio_postgres::Row) -> OutboxEvent {
     OutboxEvent {
         position: r.get(0),

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use tokio::sync::{Notify, watch};
+use tokio_postgres::Client;
 
 use super::dispatch::{DispatchConfig, backoff};
 use super::event::OutboxEvent;
-use super::outbox::{self, OutboxCursor};
+use super::outbox::{self, BatchHandler};
 
 /// A broker the relay publishes to.
 pub trait Publish: Send + Sync {
@@ -72,27 +73,27 @@ impl OutboxRelay {
         &self,
         publisher: &P,
         wake: &Notify,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        let Some(mut cursor) =
-            OutboxCursor::open(&self.database_url, &self.name, &mut shutdown).await?
-        else {
-            return Ok(());
-        };
-        while let Some(events) = cursor
-            .next_batch(
-                self.config.batch_size,
-                wake,
-                self.config.poll_interval,
-                &mut shutdown,
-            )
-            .await?
-        {
-            publisher.publish(&events).await?;
-            if let Some(last) = events.last() {
-                cursor.advance(last).await?;
-            }
-        }
-        Ok(())
+        let batching = (self.config.batch_size, self.config.poll_interval);
+        let handler = PublishBatches(publisher);
+        outbox::consume(
+            &self.database_url,
+            &self.name,
+            batching,
+            wake,
+            shutdown,
+            &handler,
+        )
+        .await
+    }
+}
+
+/// Batches handed to a broker.
+struct PublishBatches<'a, P>(&'a P);
+
+impl<P: Publish> BatchHandler for PublishBatches<'_, P> {
+    async fn handle(&self, _client: &Client, events: &[OutboxEvent]) -> anyhow::Result<()> {
+        self.0.publish(events).await
     }
 }
