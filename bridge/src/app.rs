@@ -206,7 +206,10 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
     let events = match opts.events {
         Some(config) => {
             let (subscriptions, signer) = event_wiring(&manifest, &host)?;
-            let database_url = database_url(&manifest, &opts.host)?.unwrap_or_default();
+            let database_url = host
+                .app_variable("database_url")
+                .unwrap_or_default()
+                .to_string();
             (!subscriptions.is_empty()).then(|| {
                 let (tx, rx) = watch::channel(false);
                 let invoker = Invoker::Embedded(host.clone());

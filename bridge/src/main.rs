@@ -59,12 +59,29 @@ struct RelayArgs {
     /// Base URL of the Spin host serving the functions.
     #[arg(long, env = "SPINMESH_RELAY_TARGET")]
     target: String,
-    /// First retry delay in milliseconds (doubles per attempt).
+    #[command(flatten)]
+    dispatch: DispatchArgs,
+}
+
+/// Delivery settings shared by `up` and `relay`.
+#[derive(clap::Args)]
+struct DispatchArgs {
+    /// First retry delay for a failed delivery, in milliseconds (doubles per attempt).
     #[arg(long, default_value_t = 200, env = "SPINMESH_RETRY_BASE_MS")]
     retry_base_ms: u64,
     /// Subjects delivered in parallel per subscription.
     #[arg(long, default_value_t = 32, env = "SPINMESH_DISPATCH_CONCURRENCY")]
     dispatch_concurrency: usize,
+}
+
+impl DispatchArgs {
+    fn config(&self) -> DispatchConfig {
+        DispatchConfig {
+            backoff_base: Duration::from_millis(self.retry_base_ms),
+            concurrency: self.dispatch_concurrency,
+            ..DispatchConfig::default()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -125,12 +142,8 @@ struct UpArgs {
     /// through its own durable cursor. `none` serves HTTP only.
     #[arg(long, value_enum, default_value_t = Broker::Embedded, env = "SPINMESH_BROKER")]
     broker: Broker,
-    /// First retry delay for a failed delivery, in milliseconds (doubles per attempt).
-    #[arg(long, default_value_t = 200, env = "SPINMESH_RETRY_BASE_MS")]
-    retry_base_ms: u64,
-    /// Subjects delivered in parallel per subscription.
-    #[arg(long, default_value_t = 32, env = "SPINMESH_DISPATCH_CONCURRENCY")]
-    dispatch_concurrency: usize,
+    #[command(flatten)]
+    dispatch: DispatchArgs,
     /// RabbitMQ address for `--broker amqp`.
     #[arg(
         long,
@@ -220,11 +233,7 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         subscriptions,
         invoker: Invoker::http(&args.target),
         signer: Signer::new(secret),
-        config: DispatchConfig {
-            backoff_base: Duration::from_millis(args.retry_base_ms),
-            concurrency: args.dispatch_concurrency,
-            ..DispatchConfig::default()
-        },
+        config: args.dispatch.config(),
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let run = tokio::spawn(dispatcher.run(rx));
@@ -271,11 +280,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             }),
             Broker::Embedded | Broker::None => BrokerConfig::Embedded,
         },
-        events: (args.broker != Broker::None).then(|| DispatchConfig {
-            backoff_base: Duration::from_millis(args.retry_base_ms),
-            concurrency: args.dispatch_concurrency,
-            ..DispatchConfig::default()
-        }),
+        events: (args.broker != Broker::None).then(|| args.dispatch.config()),
     })
     .await?;
     let url = running.url();

@@ -18,7 +18,7 @@ use lapin::{Connection, ConnectionProperties};
 use serde_json::json;
 use tokio::sync::watch;
 
-use common::subscriber::{count, emit, eventually, fast, probe_app};
+use common::subscriber::{count, delivered_ids, emit, eventually, fast, probe_app};
 use common::{PG_SERVER, root};
 
 fn amqp_config() -> AmqpConfig {
@@ -212,14 +212,7 @@ async fn killing_relay_and_consumers_mid_stream_loses_nothing() {
         || async { count(&db, "SELECT count(DISTINCT event_id) FROM probe_attempts").await == 80 },
     )
     .await;
-    let delivered: HashSet<uuid::Uuid> = db
-        .query("SELECT DISTINCT event_id FROM probe_attempts", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(delivered, expected);
+    assert_eq!(delivered_ids(&db).await, expected);
     tx2.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(10), second).await;
     cleanup(&config).await;

@@ -85,3 +85,14 @@ where
 pub async fn count(client: &Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.unwrap().get(0)
 }
+
+/// Every event id the probe has received at least once.
+pub async fn delivered_ids(client: &Client) -> std::collections::HashSet<uuid::Uuid> {
+    client
+        .query("SELECT DISTINCT event_id FROM probe_attempts", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
 
-use common::subscriber::{count, emit, eventually, fast, probe_app};
+use common::subscriber::{count, delivered_ids, emit, eventually, fast, probe_app};
 use common::{PG_SERVER, TestApp, root};
 
 /// Starts a dispatcher for the probe app by hand, so a test can kill it.
@@ -236,14 +236,7 @@ async fn a_dispatcher_killed_mid_stream_loses_nothing_after_restart() {
         || async { count(&db, "SELECT count(DISTINCT event_id) FROM probe_attempts").await == 120 },
     )
     .await;
-    let delivered: HashSet<uuid::Uuid> = db
-        .query("SELECT DISTINCT event_id FROM probe_attempts", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(delivered, expected);
+    assert_eq!(delivered_ids(&db).await, expected);
     // At-least-once: only the batch in flight at the kill may repeat.
     let total = count(&db, "SELECT count(*) FROM probe_attempts").await;
     assert!(
