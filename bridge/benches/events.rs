@@ -1,9 +1,10 @@
-//! `cargo bench -p bridge --bench events`: the embedded event path end to
-//! end (outbox → dispatcher → analytics function → Postgres), plus the
-//! analytics HTTP routes at that volume.
+//! `cargo bench -p bridge --bench events`: the event path end to end
+//! (outbox → [broker →] dispatcher → analytics function → Postgres), plus
+//! the analytics HTTP routes at that volume.
 //!
-//! Knobs: BENCH_EVENTS (default 100000), BENCH_SECONDS (5),
-//! BENCH_CONNECTIONS (32). Needs the components built, Postgres, Redis.
+//! Knobs: BENCH_BROKER (embedded | amqp | kafka), BENCH_EVENTS (default
+//! 100000), BENCH_SECONDS (5), BENCH_CONNECTIONS (32). Needs the
+//! components built, Postgres, Redis, and the chosen broker.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use bridge::app::{self, AppOptions, BrokerConfig};
 use bridge::events::amqp::AmqpConfig;
 use bridge::events::dispatch::DispatchConfig;
+use bridge::events::kafka::{KafkaConfig, Topics};
 use bridge::host::HostConfig;
 use bridge::keys::JwtKeys;
 use serde_json::json;
@@ -80,22 +82,31 @@ fn main() {
             .unwrap();
     });
     let keys = JwtKeys::generate();
-    // BENCH_BROKER=amqp runs the same through RabbitMQ (relay + consumers).
+    // BENCH_BROKER=amqp|kafka runs the same through a broker (relay +
+    // consumers), on names of this run's own.
+    let run = uuid::Uuid::new_v4().simple().to_string();
     let broker = match std::env::var("BENCH_BROKER").as_deref() {
-        Ok("amqp") => {
-            let run = uuid::Uuid::new_v4().simple().to_string();
-            BrokerConfig::Amqp(AmqpConfig {
-                exchange: format!("spinmesh.bench.{run}.events"),
-                dead_letter_exchange: format!("spinmesh.bench.{run}.dlx"),
-                queue_prefix: format!("spinmesh.bench.{run}."),
-                ..AmqpConfig::default()
-            })
-        }
+        Ok("amqp") => BrokerConfig::Amqp(AmqpConfig {
+            exchange: format!("spinmesh.bench.{run}.events"),
+            dead_letter_exchange: format!("spinmesh.bench.{run}.dlx"),
+            queue_prefix: format!("spinmesh.bench.{run}."),
+            ..AmqpConfig::default()
+        }),
+        Ok("kafka") => BrokerConfig::Kafka(KafkaConfig {
+            brokers: std::env::var("SPINMESH_KAFKA_BROKERS")
+                .unwrap_or_else(|_| "127.0.0.1:9092".to_string()),
+            topic_prefix: format!("bench{}-", &run[..12]),
+            group_prefix: format!("bench{}.", &run[..12]),
+            session_timeout: Duration::from_secs(3),
+            metadata_refresh: Duration::from_millis(500),
+            ..KafkaConfig::default()
+        }),
         _ => BrokerConfig::Embedded,
     };
     let mode = match &broker {
         BrokerConfig::Embedded => "embedded mode, no broker",
         BrokerConfig::Amqp(_) => "RabbitMQ mode",
+        BrokerConfig::Kafka(_) => "Kafka mode",
     };
     let running = server_rt
         .block_on(app::start(AppOptions {
@@ -144,7 +155,7 @@ fn main() {
         wait_for(&db, events, Duration::from_secs(600)).await
     });
     println!(
-        "backlog of {events}: drained in {:.2} s = {:.0} events/s end to end   (target >= 10000/s embedded and RabbitMQ)",
+        "backlog of {events}: drained in {:.2} s = {:.0} events/s end to end   (target >= 10000/s embedded and RabbitMQ, >= 20000/s Kafka)",
         drain.as_secs_f64(),
         events as f64 / drain.as_secs_f64()
     );
@@ -205,32 +216,19 @@ fn main() {
     row(&format!("GET /metrics/actions @ {total} events"), &metrics);
     println!("  (target >= 10000 req/s at 100k events, constant in the event count)");
     drop(running);
-    if let BrokerConfig::Amqp(config) = &broker {
-        server_rt.block_on(delete_amqp_topology(config));
-    }
-}
-
-/// Removes the run's queues and exchanges.
-async fn delete_amqp_topology(config: &AmqpConfig) {
-    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let Ok(conn) =
-        lapin::Connection::connect(&config.url, lapin::ConnectionProperties::default()).await
-    else {
-        return;
-    };
-    let Ok(ch) = conn.create_channel().await else {
-        return;
-    };
-    for sub in ["analytics", "notifications"] {
-        for q in [config.queue(sub), config.dead_letter_queue(sub)] {
-            let _ = ch
-                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await;
+    server_rt.block_on(async {
+        match &broker {
+            BrokerConfig::Amqp(config) => {
+                let _ =
+                    bridge::events::amqp::topology::delete(config, &["analytics", "notifications"])
+                        .await;
+            }
+            BrokerConfig::Kafka(config) => {
+                if let Ok(topics) = Topics::new(config) {
+                    let _ = topics.delete_all().await;
+                }
+            }
+            BrokerConfig::Embedded => {}
         }
-    }
-    for x in [&config.exchange, &config.dead_letter_exchange] {
-        let _ = ch
-            .exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
+    });
 }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::events::amqp::{AmqpConfig, AmqpConsumer, AmqpPublisher};
 use crate::events::dispatch::DispatchConfig;
 use crate::events::embedded::EmbeddedDispatcher;
 use crate::events::event::Signer;
 use crate::events::invoke::Invoker;
+use crate::events::kafka::{KafkaConfig, KafkaConsumer, KafkaPublisher};
 use crate::events::relay::OutboxRelay;
 use crate::events::subscription::{self, Subscription};
 use crate::host::server::Server;
@@ -47,6 +48,8 @@ pub enum BrokerConfig {
     Embedded,
     /// RabbitMQ: the outbox relay publishes, a consumer per subscription.
     Amqp(AmqpConfig),
+    /// Kafka: the outbox relay produces, a consumer group per subscription.
+    Kafka(KafkaConfig),
 }
 
 /// A running application.
@@ -212,28 +215,15 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
                 .to_string();
             (!subscriptions.is_empty()).then(|| {
                 let (tx, rx) = watch::channel(false);
-                let invoker = Invoker::Embedded(host.clone());
-                let task = match opts.broker {
-                    BrokerConfig::Embedded => tokio::spawn(
-                        EmbeddedDispatcher {
-                            database_url,
-                            subscriptions,
-                            invoker,
-                            signer,
-                            config,
-                        }
-                        .run(rx),
-                    ),
-                    BrokerConfig::Amqp(amqp) => tokio::spawn(run_amqp(
-                        amqp,
-                        database_url,
-                        subscriptions,
-                        invoker,
-                        signer,
-                        config,
-                        rx,
-                    )),
-                };
+                let task = tokio::spawn(run_events(
+                    opts.broker,
+                    database_url,
+                    subscriptions,
+                    Invoker::Embedded(host.clone()),
+                    signer,
+                    config,
+                    rx,
+                ));
                 (tx, task)
             })
         }
@@ -254,10 +244,11 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
     })
 }
 
-/// RabbitMQ mode: one outbox relay publishing to the exchange, one
-/// consumer per subscription delivering from its queue.
-pub async fn run_amqp(
-    amqp: AmqpConfig,
+/// Moves events from the outbox to the subscribers through `broker`
+/// until `shutdown`. Aborting the returned future's task stops every part
+/// of it at once, as a crash would.
+pub async fn run_events(
+    broker: BrokerConfig,
     database_url: String,
     subscriptions: Vec<Subscription>,
     invoker: Invoker,
@@ -265,27 +256,61 @@ pub async fn run_amqp(
     config: DispatchConfig,
     shutdown: watch::Receiver<bool>,
 ) {
-    let mut tasks = Vec::new();
-    let declared = subscriptions.clone();
-    for subscription in subscriptions {
-        let consumer = AmqpConsumer {
-            amqp: amqp.clone(),
-            subscription,
-            invoker: invoker.clone(),
-            signer: signer.clone(),
-            config: config.clone(),
-        };
-        tasks.push(tokio::spawn(consumer.run(shutdown.clone())));
-    }
-    let relay = OutboxRelay {
-        database_url,
-        name: "relay:amqp".to_string(),
-        config,
-    };
-    relay
-        .run(|| AmqpPublisher::connect(&amqp, &declared), shutdown)
-        .await;
-    for task in tasks {
-        let _ = task.await;
+    match broker {
+        BrokerConfig::Embedded => {
+            EmbeddedDispatcher {
+                database_url,
+                subscriptions,
+                invoker,
+                signer,
+                config,
+            }
+            .run(shutdown)
+            .await
+        }
+        BrokerConfig::Amqp(amqp) => {
+            let mut consumers = JoinSet::new();
+            for subscription in subscriptions.clone() {
+                let consumer = AmqpConsumer {
+                    amqp: amqp.clone(),
+                    subscription,
+                    invoker: invoker.clone(),
+                    signer: signer.clone(),
+                    config: config.clone(),
+                };
+                consumers.spawn(consumer.run(shutdown.clone()));
+            }
+            let relay = OutboxRelay {
+                database_url,
+                name: "relay:amqp".to_string(),
+                config,
+            };
+            relay
+                .run(|| AmqpPublisher::connect(&amqp, &subscriptions), shutdown)
+                .await;
+            consumers.join_all().await;
+        }
+        BrokerConfig::Kafka(kafka) => {
+            let mut consumers = JoinSet::new();
+            for subscription in subscriptions {
+                let consumer = KafkaConsumer {
+                    kafka: kafka.clone(),
+                    subscription,
+                    invoker: invoker.clone(),
+                    signer: signer.clone(),
+                    config: config.clone(),
+                };
+                consumers.spawn(consumer.run(shutdown.clone()));
+            }
+            let relay = OutboxRelay {
+                database_url,
+                name: "relay:kafka".to_string(),
+                config,
+            };
+            relay
+                .run(|| async { KafkaPublisher::connect(&kafka) }, shutdown)
+                .await;
+            consumers.join_all().await;
+        }
     }
 }

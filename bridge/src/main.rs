@@ -9,6 +9,7 @@ use bridge::app::BrokerConfig;
 use bridge::app::{self, AppOptions};
 use bridge::events::amqp::AmqpConfig;
 use bridge::events::dispatch::DispatchConfig;
+use bridge::events::kafka::KafkaConfig;
 use bridge::host::HostConfig;
 use bridge::host::services::PoolConfig;
 use bridge::keys::JwtKeys;
@@ -59,6 +60,8 @@ struct RelayArgs {
     /// Base URL of the Spin host serving the functions.
     #[arg(long, env = "SPINMESH_RELAY_TARGET")]
     target: String,
+    #[command(flatten)]
+    broker: BrokerArgs,
     #[command(flatten)]
     dispatch: DispatchArgs,
 }
@@ -137,13 +140,20 @@ struct UpArgs {
     /// Disable the compile cache.
     #[arg(long)]
     no_cache: bool,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    dispatch: DispatchArgs,
+}
+
+/// Event transport settings shared by `up` and `relay`.
+#[derive(clap::Args)]
+struct BrokerArgs {
     /// Where events go between the outbox and the subscribers. `embedded`
     /// (the default) needs no broker: each subscription reads the outbox
     /// through its own durable cursor. `none` serves HTTP only.
     #[arg(long, value_enum, default_value_t = Broker::Embedded, env = "SPINMESH_BROKER")]
     broker: Broker,
-    #[command(flatten)]
-    dispatch: DispatchArgs,
     /// RabbitMQ address for `--broker amqp`.
     #[arg(
         long,
@@ -154,6 +164,62 @@ struct UpArgs {
     /// Unacknowledged deliveries per AMQP consumer.
     #[arg(long, default_value_t = 64, env = "SPINMESH_AMQP_PREFETCH")]
     amqp_prefetch: u16,
+    /// Kafka bootstrap servers for `--broker kafka` (`host:port,...`).
+    #[arg(long, default_value = "127.0.0.1:9092", env = "SPINMESH_KAFKA_BROKERS")]
+    kafka_brokers: String,
+    /// Prefix of the topics (`<prefix><aggregate>`, `<prefix><aggregate>.dlq`).
+    #[arg(long, default_value = "", env = "SPINMESH_KAFKA_TOPIC_PREFIX")]
+    kafka_topic_prefix: String,
+    /// Prefix of the consumer groups (`<prefix><component>`).
+    #[arg(long, default_value = "spinmesh.", env = "SPINMESH_KAFKA_GROUP_PREFIX")]
+    kafka_group_prefix: String,
+    /// Partitions of the topics the bridge creates.
+    #[arg(long, default_value_t = 8, env = "SPINMESH_KAFKA_PARTITIONS")]
+    kafka_partitions: i32,
+    /// Replication factor of the topics the bridge creates (-1: the cluster's default).
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true, env = "SPINMESH_KAFKA_REPLICATION")]
+    kafka_replication: i32,
+    /// Consumer group session timeout in milliseconds.
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        env = "SPINMESH_KAFKA_SESSION_TIMEOUT_MS"
+    )]
+    kafka_session_timeout_ms: u64,
+    /// Extra librdkafka client property, `name=value` (repeatable), e.g.
+    /// `security.protocol=SASL_SSL`, `sasl.mechanisms=SCRAM-SHA-256`.
+    #[arg(long = "kafka-property", value_parser = parse_property)]
+    kafka_properties: Vec<(String, String)>,
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected name=value, got {s:?}"))?;
+    Ok((k.trim().to_string(), v.to_string()))
+}
+
+impl BrokerArgs {
+    fn config(&self) -> BrokerConfig {
+        match self.broker {
+            Broker::Amqp => BrokerConfig::Amqp(AmqpConfig {
+                url: self.amqp_url.clone(),
+                prefetch: self.amqp_prefetch,
+                ..AmqpConfig::default()
+            }),
+            Broker::Kafka => BrokerConfig::Kafka(KafkaConfig {
+                brokers: self.kafka_brokers.clone(),
+                topic_prefix: self.kafka_topic_prefix.clone(),
+                group_prefix: self.kafka_group_prefix.clone(),
+                partitions: self.kafka_partitions,
+                replication: self.kafka_replication,
+                session_timeout: Duration::from_millis(self.kafka_session_timeout_ms),
+                properties: self.kafka_properties.clone(),
+                ..KafkaConfig::default()
+            }),
+            Broker::Embedded | Broker::None => BrokerConfig::Embedded,
+        }
+    }
 }
 
 /// Event transport.
@@ -163,6 +229,8 @@ enum Broker {
     Embedded,
     /// Through RabbitMQ (`--amqp-url`).
     Amqp,
+    /// Through Kafka or a Kafka-compatible broker (`--kafka-brokers`).
+    Kafka,
     /// Do not dispatch events.
     None,
 }
@@ -204,12 +272,14 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn relay(args: RelayArgs) -> anyhow::Result<()> {
-    use bridge::events::embedded::EmbeddedDispatcher;
     use bridge::events::event::Signer;
     use bridge::events::invoke::Invoker;
     use bridge::events::subscription;
     use bridge::variables::AppVariables;
 
+    if args.broker.broker == Broker::None {
+        anyhow::bail!("`bridge relay` delivers events: choose embedded, amqp or kafka");
+    }
     let manifest = Manifest::load(&args.manifest)?;
     let vars = AppVariables::resolve(&manifest.doc, &Default::default(), |k| {
         std::env::var(k).ok()
@@ -224,19 +294,22 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         .context("set SPIN_VARIABLE_BRIDGE_SIGNING_SECRET to the value the Spin host uses")?;
     let subscriptions = subscription::from_manifest(&manifest)?;
     println!(
-        "Relaying {} subscription(s) from the outbox to {}",
+        "Relaying {} subscription(s) from the outbox to {} ({:?})",
         subscriptions.len(),
-        args.target
+        args.target,
+        args.broker.broker
     );
-    let dispatcher = EmbeddedDispatcher {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let events = app::run_events(
+        args.broker.config(),
         database_url,
         subscriptions,
-        invoker: Invoker::http(&args.target),
-        signer: Signer::new(secret),
-        config: args.dispatch.config(),
-    };
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let run = tokio::spawn(dispatcher.run(rx));
+        Invoker::http(&args.target),
+        Signer::new(secret),
+        args.dispatch.config(),
+        rx,
+    );
+    let run = tokio::spawn(events);
     tokio::signal::ctrl_c().await?;
     println!("Shutting down");
     let _ = tx.send(true);
@@ -272,15 +345,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         listen: args.listen,
         migrations: (!args.no_migrate).then_some(args.manifest.migrations),
         host,
-        broker: match args.broker {
-            Broker::Amqp => BrokerConfig::Amqp(AmqpConfig {
-                url: args.amqp_url,
-                prefetch: args.amqp_prefetch,
-                ..AmqpConfig::default()
-            }),
-            Broker::Embedded | Broker::None => BrokerConfig::Embedded,
-        },
-        events: (args.broker != Broker::None).then(|| args.dispatch.config()),
+        broker: args.broker.config(),
+        events: (args.broker.broker != Broker::None).then(|| args.dispatch.config()),
     })
     .await?;
     let url = running.url();

@@ -57,6 +57,30 @@ pub enum Final {
     },
 }
 
+impl Final {
+    /// Why an event died, as headers for its dead-letter message:
+    /// `x-spinmesh-error`, `-status`, `-attempts` and `-subscription`.
+    /// Empty for a delivered event.
+    pub fn dead_letter_headers(&self, subscription: &str) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Delivered { .. } => Vec::new(),
+            Self::DeadLetter {
+                attempts,
+                status,
+                error,
+            } => vec![
+                ("x-spinmesh-error", error.clone()),
+                (
+                    "x-spinmesh-status",
+                    status.map(|s| s.to_string()).unwrap_or_default(),
+                ),
+                ("x-spinmesh-attempts", attempts.to_string()),
+                ("x-spinmesh-subscription", subscription.to_string()),
+            ],
+        }
+    }
+}
+
 /// Exponential backoff with jitter: `base * 2^(n-1)`, capped, then a
 /// random 50–100 % of that so retries of many events spread out.
 pub fn backoff(config: &DispatchConfig, attempt: u32) -> Duration {

@@ -53,6 +53,38 @@ impl OutboxEvent {
     }
 }
 
+/// The header naming the aggregate kind on broker messages.
+pub const AGGREGATE_HEADER: &str = "aggregate";
+
+impl OutboxEvent {
+    /// The headers an event travels with through a broker: the CloudEvent
+    /// attributes under their HTTP binary-mode names, plus the aggregate.
+    pub fn broker_headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = self.headers();
+        h.push((AGGREGATE_HEADER, self.aggregate.clone()));
+        h
+    }
+
+    /// Rebuilds an event from a broker message's headers (looked up by
+    /// name) and body. `None` when a required CloudEvent attribute is
+    /// missing or the id is not a UUID: such a message is not one of ours.
+    pub fn from_broker<'a>(header: impl Fn(&str) -> Option<&'a str>, body: &[u8]) -> Option<Self> {
+        let text = |name: &str| header(name).map(str::to_string);
+        Some(Self {
+            position: 0,
+            txid: String::new(),
+            id: header("ce-id")?.parse().ok()?,
+            source: text("ce-source")?,
+            event_type: text("ce-type")?,
+            subject: text("ce-subject").unwrap_or_default(),
+            aggregate: text(AGGREGATE_HEADER).unwrap_or_default(),
+            time: text("ce-time").unwrap_or_default(),
+            dataschema: text("ce-dataschema"),
+            data: String::from_utf8_lossy(body).into_owned(),
+        })
+    }
+}
+
 /// Signs deliveries with the shared secret (`bridge_signing_secret`).
 #[derive(Clone)]
 pub struct Signer {
@@ -112,6 +144,49 @@ mod tests {
         assert_ne!(a, s.sign(100, "id2", b"{}"));
         assert_ne!(a, s.sign(100, "id", b"{ }"));
         assert_ne!(a, Signer::new("other").sign(100, "id", b"{}"));
+    }
+
+    #[test]
+    fn broker_headers_round_trip() {
+        let event = OutboxEvent {
+            position: 7,
+            txid: "9".into(),
+            id: uuid::Uuid::new_v4(),
+            source: "/auth".into(),
+            event_type: "user.registered".into(),
+            subject: "u1".into(),
+            aggregate: "users".into(),
+            time: "2026-01-01T00:00:00Z".into(),
+            dataschema: Some("urn:x".into()),
+            data: r#"{"a":1}"#.into(),
+        };
+        let headers = event.broker_headers();
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let back = OutboxEvent::from_broker(get, event.data.as_bytes()).unwrap();
+        assert_eq!(
+            back,
+            OutboxEvent {
+                position: 0,
+                txid: String::new(),
+                ..event.clone()
+            }
+        );
+        assert!(OutboxEvent::from_broker(|_| None, b"{}").is_none());
+        assert!(
+            OutboxEvent::from_broker(
+                |k| match k {
+                    "ce-id" => Some("not-a-uuid"),
+                    _ => Some("x"),
+                },
+                b"{}"
+            )
+            .is_none()
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod scenarios;
 pub mod subscriber;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +20,17 @@ use serde_json::{Value, json};
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// With `TEST_LOG` set (a tracing filter such as `bridge=debug`), the
+/// bridge's logs go to the test's output.
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
 }
 
 /// A running application on its own database.
@@ -63,6 +76,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(opts: Options) -> Self {
+        init_logs();
         let database = format!("spinmesh_test_{}", uuid::Uuid::new_v4().simple());
         let keys = JwtKeys::generate();
         let mut vars = BTreeMap::from([
@@ -181,6 +195,18 @@ impl TestApp {
     }
 
     /// Registers and logs in a fresh user; returns (email, login body).
+    /// A connection to the app's database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(
+            &format!("{PG_SERVER}/{}", self.database),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
     pub async fn signed_in_user(&self) -> (String, Value) {
         let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
         let r = self.register(&email, "correct horse battery", None).await;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use bridge::app::BrokerConfig;
 use bridge::events::dispatch::DispatchConfig;
 use serde_json::Value;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use super::{Options, PG_SERVER, TestApp, root};
+use super::{Options, TestApp, root};
 
 /// Retry settings that keep tests quick.
 pub fn fast() -> DispatchConfig {
@@ -36,10 +36,7 @@ pub async fn probe_app(events: Option<DispatchConfig>, broker: BrokerConfig) -> 
         ..Options::default()
     })
     .await;
-    let (client, conn) = tokio_postgres::connect(&format!("{PG_SERVER}/{}", app.database), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = app.db().await;
     client
         .batch_execute(
             "CREATE TABLE probe_attempts (

@@ -3,7 +3,6 @@
 //! subject), acknowledged only after the function answered 2xx or the
 //! event was dead-lettered with a confirmed publish.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,7 +11,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::AmqpConfig;
 use super::publisher::{confirming_channel, properties, publish_confirmed};
@@ -20,6 +19,7 @@ use super::topology;
 use crate::events::dispatch::{DispatchConfig, Final, backoff, deliver_with_retry};
 use crate::events::event::{OutboxEvent, Signer};
 use crate::events::invoke::Invoker;
+use crate::events::lanes::Lanes;
 use crate::events::subscription::Subscription;
 use crate::host::outbound::redact;
 
@@ -75,29 +75,28 @@ impl AmqpConsumer {
             )
             .await?;
 
-        let lanes_count = self.config.concurrency.max(1);
-        let mut lanes = Vec::with_capacity(lanes_count);
-        let mut workers = Vec::with_capacity(lanes_count);
-        for _ in 0..lanes_count {
-            let (tx, mut rx) = mpsc::channel::<Delivery>(self.amqp.prefetch.max(1) as usize);
-            lanes.push(tx);
+        let lanes = {
             let (me, dead_letters) = (self.clone(), dead_letters.clone());
-            workers.push(tokio::spawn(async move {
-                while let Some(delivery) = rx.recv().await {
-                    if let Err(err) = me.handle(delivery, &dead_letters).await {
-                        tracing::error!(error = %format!("{err:#}"), "AMQP delivery handling failed");
+            Lanes::spawn(
+                self.config.concurrency,
+                usize::from(self.amqp.prefetch),
+                move |delivery: Delivery| {
+                    let (me, dead_letters) = (me.clone(), dead_letters.clone());
+                    async move {
+                        if let Err(err) = me.handle(delivery, &dead_letters).await {
+                            tracing::error!(error = %format!("{err:#}"), "AMQP delivery handling failed");
+                        }
                     }
-                }
-            }));
-        }
+                },
+            )
+        };
         let result = loop {
             tokio::select! {
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
                         let subject = header(&delivery, "ce-subject").unwrap_or_default();
-                        let lane = lane_of(&subject, lanes_count);
-                        if lanes[lane].send(delivery).await.is_err() {
-                            break Err(anyhow::anyhow!("a lane worker stopped"));
+                        if let Err(e) = lanes.send(&subject, delivery).await {
+                            break Err(e.into());
                         }
                     }
                     Some(Err(e)) => break Err(e.into()),
@@ -106,10 +105,7 @@ impl AmqpConsumer {
                 _ = shutdown.changed() => break Ok(()),
             }
         };
-        drop(lanes);
-        for worker in workers {
-            let _ = worker.await;
-        }
+        lanes.close().await;
         let _ = channel.close(200, "bridge stopping".into()).await;
         let _ = connection.close(200, "bridge stopping".into()).await;
         result
@@ -143,21 +139,9 @@ impl AmqpConsumer {
             Final::Delivered { .. } => {
                 delivery.ack(BasicAckOptions::default()).await?;
             }
-            Final::DeadLetter {
-                attempts,
-                status,
-                error,
-            } => {
-                tracing::error!(subscription = %self.subscription.name, event = %event.id, attempts, ?status, %error, "dead-lettering event");
-                let extra = [
-                    ("x-spinmesh-error", error),
-                    (
-                        "x-spinmesh-status",
-                        status.map(|s| s.to_string()).unwrap_or_default(),
-                    ),
-                    ("x-spinmesh-attempts", attempts.to_string()),
-                    ("x-spinmesh-subscription", self.subscription.name.clone()),
-                ];
+            outcome @ Final::DeadLetter { .. } => {
+                tracing::error!(subscription = %self.subscription.name, event = %event.id, ?outcome, "dead-lettering event");
+                let extra = outcome.dead_letter_headers(&self.subscription.name);
                 let published = publish_confirmed(
                     dead_letters,
                     &self.amqp.dead_letter_exchange,
@@ -190,12 +174,6 @@ impl AmqpConsumer {
     }
 }
 
-fn lane_of(subject: &str, lanes: usize) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    subject.hash(&mut h);
-    (h.finish() % lanes as u64) as usize
-}
-
 fn header(delivery: &Delivery, name: &str) -> Option<String> {
     let headers = delivery.properties.headers().as_ref()?;
     match headers.inner().get(name)? {
@@ -207,16 +185,12 @@ fn header(delivery: &Delivery, name: &str) -> Option<String> {
 
 /// Rebuilds the event from its AMQP form (see `publisher::properties`).
 fn to_event(delivery: &Delivery) -> Option<OutboxEvent> {
-    Some(OutboxEvent {
-        position: 0,
-        txid: String::new(),
-        id: header(delivery, "ce-id")?.parse().ok()?,
-        source: header(delivery, "ce-source")?,
-        event_type: header(delivery, "ce-type")?,
-        subject: header(delivery, "ce-subject").unwrap_or_default(),
-        aggregate: header(delivery, "aggregate").unwrap_or_default(),
-        time: header(delivery, "ce-time").unwrap_or_default(),
-        dataschema: header(delivery, "ce-dataschema"),
-        data: String::from_utf8_lossy(&delivery.data).into_owned(),
-    })
+    let headers = delivery.properties.headers().as_ref()?.inner();
+    OutboxEvent::from_broker(
+        |name| match headers.get(name)? {
+            AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+            _ => None,
+        },
+        &delivery.data,
+    )
 }

@@ -6,7 +6,7 @@
 mod config;
 mod consumer;
 mod publisher;
-mod topology;
+pub mod topology;
 
 pub use config::AmqpConfig;
 pub use consumer::AmqpConsumer;

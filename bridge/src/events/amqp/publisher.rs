@@ -65,13 +65,9 @@ pub async fn confirming_channel(connection: &Connection) -> anyhow::Result<Chann
 /// names as the HTTP binary mode), the event id as message id, persistent.
 pub fn properties(event: &OutboxEvent, extra: &[(&str, String)]) -> BasicProperties {
     let mut headers = FieldTable::default();
-    for (name, value) in event.headers() {
+    for (name, value) in event.broker_headers() {
         headers.insert(name.into(), AMQPValue::LongString(value.into()));
     }
-    headers.insert(
-        "aggregate".into(),
-        AMQPValue::LongString(event.aggregate.clone().into()),
-    );
     for (name, value) in extra {
         headers.insert((*name).into(), AMQPValue::LongString(value.clone().into()));
     }

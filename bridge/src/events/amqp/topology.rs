@@ -91,3 +91,31 @@ pub async fn declare_subscription(
         )
         .await
 }
+
+/// Deletes the subscriptions' queues and both exchanges: the teardown of
+/// a throwaway topology (tests, benchmarks). Missing pieces are skipped.
+///
+/// # Errors
+/// When RabbitMQ cannot be reached.
+pub async fn delete(config: &AmqpConfig, subscriptions: &[&str]) -> anyhow::Result<()> {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let connection =
+        lapin::Connection::connect(&config.url, lapin::ConnectionProperties::default()).await?;
+    // A failed delete closes its channel, so each gets a fresh one.
+    for sub in subscriptions {
+        for queue in [config.queue(sub), config.dead_letter_queue(sub)] {
+            let channel = connection.create_channel().await?;
+            let _ = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+    }
+    for exchange in [&config.exchange, &config.dead_letter_exchange] {
+        let channel = connection.create_channel().await?;
+        let _ = channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Ordered lanes: items with the same key are handled one after another,
+//! items with different keys in parallel. Broker consumers use them to keep
+//! the events of one subject in order while other subjects proceed.
+
+use std::hash::{Hash, Hasher};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// A fixed set of worker tasks, each draining its own queue in order.
+pub struct Lanes<T> {
+    senders: Vec<mpsc::Sender<T>>,
+    workers: JoinSet<()>,
+}
+
+/// A lane's worker has stopped, so nothing more can be handed to it.
+#[derive(Debug, thiserror::Error)]
+#[error("a lane worker stopped")]
+pub struct LaneClosed;
+
+impl<T: Send + 'static> Lanes<T> {
+    /// Starts `count` workers (at least one), each with a queue of `depth`
+    /// items, running `handle` on every item. Dropping the lanes aborts the
+    /// workers; [`Lanes::close`] lets them finish.
+    pub fn spawn<F, Fut>(count: usize, depth: usize, handle: F) -> Self
+    where
+        F: Fn(T) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let count = count.max(1);
+        let mut senders = Vec::with_capacity(count);
+        let mut workers = JoinSet::new();
+        for _ in 0..count {
+            let (tx, mut rx) = mpsc::channel::<T>(depth.max(1));
+            senders.push(tx);
+            let handle = handle.clone();
+            workers.spawn(async move {
+                while let Some(item) = rx.recv().await {
+                    handle(item).await;
+                }
+            });
+        }
+        Self { senders, workers }
+    }
+
+    /// Queues `item` on the lane of `key`, waiting while that lane is full.
+    ///
+    /// # Errors
+    /// When the lane's worker has stopped (it panicked).
+    pub async fn send(&self, key: &str, item: T) -> Result<(), LaneClosed> {
+        let lane = lane_of(key, self.senders.len());
+        self.senders[lane].send(item).await.map_err(|_| LaneClosed)
+    }
+
+    /// Stops taking items and waits until every queued one is handled.
+    pub async fn close(mut self) {
+        self.senders.clear();
+        while self.workers.join_next().await.is_some() {}
+    }
+}
+
+fn lane_of(key: &str, lanes: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % lanes as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn same_key_in_order_all_handled_before_close_returns() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let lanes = {
+            let seen = seen.clone();
+            Lanes::spawn(4, 2, move |(key, n): (String, u32)| {
+                let seen = seen.clone();
+                async move {
+                    // Later items of a key finish faster: order must come
+                    // from the lane, not from timing.
+                    tokio::time::sleep(Duration::from_millis(u64::from(20 - n))).await;
+                    seen.lock().unwrap().push((key, n));
+                }
+            })
+        };
+        for n in 0..20 {
+            for key in ["a", "b", "c"] {
+                lanes.send(key, (key.to_string(), n)).await.unwrap();
+            }
+        }
+        lanes.close().await;
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 60);
+        for key in ["a", "b", "c"] {
+            let order: Vec<u32> = seen
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, n)| *n)
+                .collect();
+            assert_eq!(order, (0..20).collect::<Vec<_>>(), "key {key}");
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The three ways events travel (embedded, RabbitMQ, Kafka) behind one
+//! test-side interface: fresh broker names per test, a runner that can be
+//! stopped or killed, reading the dead letters back, replaying published
+//! events, and teardown (also when the test panics).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bridge::app::{BrokerConfig, run_events};
+use bridge::events::amqp::AmqpConfig;
+use bridge::events::dispatch::DispatchConfig;
+use bridge::events::event::{OutboxEvent, Signer};
+use bridge::events::invoke::Invoker;
+use bridge::events::kafka::{KafkaConfig, KafkaPublisher, Topics};
+use bridge::events::relay::Publish;
+use bridge::manifest::Manifest;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+
+use super::{PG_SERVER, TestApp};
+
+/// How events get from the outbox to the functions in a test.
+pub enum Transport {
+    Embedded,
+    Amqp(AmqpConfig),
+    Kafka(KafkaConfig),
+}
+
+/// One dead letter, whatever held it.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub event_id: String,
+    pub subscription: String,
+    pub status: String,
+    pub attempts: String,
+    pub error: String,
+}
+
+impl Transport {
+    /// RabbitMQ with this test's own exchanges and queues.
+    pub fn amqp() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Self::Amqp(AmqpConfig {
+            exchange: format!("spinmesh.test.{id}.events"),
+            dead_letter_exchange: format!("spinmesh.test.{id}.dlx"),
+            queue_prefix: format!("spinmesh.test.{id}."),
+            ..AmqpConfig::default()
+        })
+    }
+
+    /// Kafka with this test's own topics and groups, and timings suited to
+    /// a single local broker.
+    pub fn kafka() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Self::Kafka(KafkaConfig {
+            brokers: std::env::var("SPINMESH_KAFKA_BROKERS")
+                .unwrap_or_else(|_| "127.0.0.1:9092".to_string()),
+            topic_prefix: format!("t{}-", &id[..12]),
+            group_prefix: format!("t{}.", &id[..12]),
+            partitions: 4,
+            session_timeout: Duration::from_millis(3000),
+            metadata_refresh: Duration::from_millis(300),
+            ..KafkaConfig::default()
+        })
+    }
+
+    pub fn broker(&self) -> BrokerConfig {
+        match self {
+            Self::Embedded => BrokerConfig::Embedded,
+            Self::Amqp(c) => BrokerConfig::Amqp(c.clone()),
+            Self::Kafka(c) => BrokerConfig::Kafka(c.clone()),
+        }
+    }
+
+    /// Starts moving events for `app` (whose manifest is `manifest`)
+    /// through this transport.
+    pub fn start(
+        &self,
+        app: &TestApp,
+        manifest: &Path,
+        invoker: Invoker,
+        signer: Option<Signer>,
+        config: DispatchConfig,
+    ) -> Runner {
+        let host = app.running.as_ref().unwrap().host.clone();
+        let manifest = Manifest::load(manifest).unwrap();
+        let (subscriptions, own_signer) = bridge::app::event_wiring(&manifest, &host).unwrap();
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(run_events(
+            self.broker(),
+            format!("{PG_SERVER}/{}", app.database),
+            subscriptions,
+            invoker,
+            signer.unwrap_or(own_signer),
+            config,
+            rx,
+        ));
+        Runner { stop: tx, task }
+    }
+
+    /// Every dead letter, waiting until there are at least `n`.
+    pub async fn dead_letters(&self, db: &Client, n: usize) -> Vec<DeadLetter> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut found = Vec::new();
+        while Instant::now() < deadline {
+            let batch = self.read_dead_letters(db).await;
+            match self {
+                // Taken off the queue: keep what earlier reads got.
+                Self::Amqp(_) => found.extend(batch),
+                // Read whole each time.
+                Self::Embedded | Self::Kafka(_) => found = batch,
+            }
+            if found.len() >= n {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{} dead letters, expected {n}: {found:?}", found.len());
+    }
+
+    async fn read_dead_letters(&self, db: &Client) -> Vec<DeadLetter> {
+        match self {
+            Self::Embedded => db
+                .query(
+                    "SELECT event_id::text, subscription, coalesce(status::text, ''),
+                            attempts::text, error FROM bridge_dead_letters",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| DeadLetter {
+                    event_id: r.get(0),
+                    subscription: r.get(1),
+                    status: r.get(2),
+                    attempts: r.get(3),
+                    error: r.get(4),
+                })
+                .collect(),
+            Self::Amqp(config) => amqp_dead_letters(config).await,
+            Self::Kafka(config) => kafka_dead_letters(config).await,
+        }
+    }
+
+    /// Makes the transport deliver every event published so far once more,
+    /// as after a crash between delivering and recording it. A broker gets
+    /// the outbox's events published again; the embedded runner (stopped
+    /// and restarted around this) has its cursors rewound.
+    pub async fn replay(&self, db: &Client) {
+        match self {
+            Self::Embedded => {
+                db.execute(
+                    "UPDATE bridge_cursors SET txid = '0'::xid8, position = 0",
+                    &[],
+                )
+                .await
+                .unwrap();
+            }
+            Self::Amqp(config) => {
+                let publisher = bridge::events::amqp::AmqpPublisher::connect(config, &[])
+                    .await
+                    .unwrap();
+                publisher.publish(&outbox_events(db).await).await.unwrap();
+            }
+            Self::Kafka(config) => {
+                let publisher = KafkaPublisher::connect(config).unwrap();
+                publisher.publish(&outbox_events(db).await).await.unwrap();
+            }
+        }
+    }
+}
+
+/// Removes a test's broker topology.
+async fn teardown(broker: BrokerConfig) {
+    match broker {
+        BrokerConfig::Embedded => {}
+        BrokerConfig::Amqp(config) => {
+            let subscriptions = ["analytics", "notifications", "probe"];
+            let _ = bridge::events::amqp::topology::delete(&config, &subscriptions).await;
+        }
+        BrokerConfig::Kafka(config) => {
+            if let Ok(topics) = Topics::new(&config) {
+                let _ = topics.delete_all().await;
+            }
+        }
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        let broker = self.broker();
+        // Drop cannot await: tear down from a runtime of its own (this
+        // also runs when the test failed).
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(teardown(broker));
+        })
+        .join();
+    }
+}
+
+/// A running event path.
+pub struct Runner {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Runner {
+    /// Asks it to stop and waits until it has.
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("the event path stops when asked")
+            .unwrap();
+    }
+
+    /// Aborts it at once, as a crash would.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// The outbox, as the relay reads it.
+async fn outbox_events(db: &Client) -> Vec<OutboxEvent> {
+    db.query(
+        "SELECT position, txid::text, id, source, type, subject, aggregate,
+                to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                dataschema, data::text
+           FROM outbox ORDER BY txid, position",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| OutboxEvent {
+        position: r.get(0),
+        txid: r.get(1),
+        id: r.get(2),
+        source: r.get(3),
+        event_type: r.get(4),
+        subject: r.get(5),
+        aggregate: r.get(6),
+        time: r.get(7),
+        dataschema: r.get(8),
+        data: r.get(9),
+    })
+    .collect()
+}
+
+fn dead_letter_from(header: impl Fn(&str) -> Option<String>) -> DeadLetter {
+    let text = |k: &str| header(k).unwrap_or_default();
+    DeadLetter {
+        event_id: text("ce-id"),
+        subscription: text("x-spinmesh-subscription"),
+        status: text("x-spinmesh-status"),
+        attempts: text("x-spinmesh-attempts"),
+        error: text("x-spinmesh-error"),
+    }
+}
+
+/// Takes what is in the dead-letter queues now.
+async fn amqp_dead_letters(config: &AmqpConfig) -> Vec<DeadLetter> {
+    use lapin::options::BasicGetOptions;
+    use lapin::types::AMQPValue;
+    let conn = lapin::Connection::connect(&config.url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    for sub in ["analytics", "notifications", "probe"] {
+        let ch = conn.create_channel().await.unwrap();
+        let queue = config.dead_letter_queue(sub);
+        while let Ok(Some(msg)) = ch
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+        {
+            let headers: HashMap<String, String> = msg
+                .delivery
+                .properties
+                .headers()
+                .clone()
+                .unwrap_or_default()
+                .inner()
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    AMQPValue::LongString(s) => Some((
+                        k.to_string(),
+                        String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                    )),
+                    _ => None,
+                })
+                .collect();
+            found.push(dead_letter_from(|k| headers.get(k).cloned()));
+        }
+    }
+    let _ = conn.close(200, "done".into()).await;
+    found
+}
+
+/// Reads every `.dlq` topic of the test from the beginning (a fresh,
+/// assignment-only reader, so no group join is waited for). Returns all
+/// of them each time; the caller's count decides when enough arrived.
+async fn kafka_dead_letters(config: &KafkaConfig) -> Vec<DeadLetter> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", format!("{}dlq-reader", config.group_prefix))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        for topic in metadata.topics() {
+            if topic.name().starts_with(&config.topic_prefix) && topic.name().ends_with(".dlq") {
+                for p in topic.partitions() {
+                    assignment
+                        .add_partition_offset(topic.name(), p.id(), Offset::Beginning)
+                        .unwrap();
+                }
+            }
+        }
+        if assignment.count() == 0 {
+            return Vec::new();
+        }
+        consumer.assign(&assignment).unwrap();
+        let mut found = Vec::new();
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let headers: HashMap<String, String> = m
+                        .headers()
+                        .map(|hs| {
+                            hs.iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_string(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    found.push(dead_letter_from(|k| headers.get(k).cloned()));
+                }
+                Some(Err(e)) => panic!("reading dead letters: {e}"),
+                None => {}
+            }
+        }
+        found
+    })
+    .await
+    .unwrap()
+}

@@ -1,0 +1,35 @@
+//! The event path through a real Kafka-protocol broker (Tansu in CI;
+//! `SPINMESH_KAFKA_BROKERS` points the tests elsewhere): outbox → relay →
+//! a topic per aggregate → a consumer group per subscription → the
+//! functions. Each test uses its own topics and groups and deletes them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::scenarios;
+use common::transport::Transport;
+
+#[tokio::test]
+async fn delivered_once_in_order_per_subject() {
+    scenarios::delivered_once_in_order_per_subject(Transport::kafka()).await;
+}
+
+#[tokio::test]
+async fn retried_then_dead_lettered() {
+    scenarios::retried_then_dead_lettered(Transport::kafka()).await;
+}
+
+#[tokio::test]
+async fn killed_mid_stream_loses_nothing() {
+    scenarios::killed_mid_stream_loses_nothing(Transport::kafka()).await;
+}
+
+#[tokio::test]
+async fn registration_reaches_functions_once() {
+    scenarios::registration_reaches_functions_once(Transport::kafka()).await;
+}
+
+#[tokio::test]
+async fn http_invoker_and_forged_signatures() {
+    scenarios::http_invoker_and_forged_signatures(Transport::kafka()).await;
+}
