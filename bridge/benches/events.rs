@@ -38,7 +38,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 async fn processed(db: &tokio_postgres::Client) -> i64 {
-    db.query_one("SELECT count FROM analytics_totals WHERE id = 1", &[])
+    db.query_one("SELECT sum(count)::bigint FROM analytics_totals", &[])
         .await
         .map(|r| r.get(0))
         .unwrap_or(0)

@@ -78,7 +78,10 @@ async fn a_failing_migration_is_rolled_back_whole() {
 
 #[test]
 fn project_migrations_are_read_in_order() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let dir = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../migrations");
     let found = migrate::read_dir(&dir).unwrap();
     assert!(!found.is_empty());
     let names: Vec<&str> = found.iter().map(|m| m.name.as_str()).collect();

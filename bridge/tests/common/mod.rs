@@ -17,9 +17,14 @@ use bridge::host::HostConfig;
 use bridge::keys::JwtKeys;
 use serde_json::{Value, json};
 
-/// The repository root.
+/// The repository root. Taken from the environment cargo and nextest set
+/// when running the test, so a test binary reused from another checkout
+/// sharing the build cache still reads this checkout's files.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("..")
 }
 
 /// With `TEST_LOG` set (a tracing filter such as `bridge=debug`), the

@@ -2,7 +2,12 @@
 //!
 //! Recording an event is one statement: the `recorded` CTE inserts it, and
 //! sibling CTEs upsert the per-action and per-user counters and bump the
-//! single-row total from `recorded`'s output. Reads never scan events.
+//! total from `recorded`'s output. Reads never scan events.
+//!
+//! The counters are hot (every event touches the total and its action's
+//! count; a busy user's count is touched by each of their events), so each
+//! is kept in 16 shards (`migrations/0006_…`): a statement bumps
+//! the shard of its database connection, and reads add up the shards.
 
 use std::collections::BTreeMap;
 
@@ -17,20 +22,24 @@ use crate::tracked::Tracked;
 /// statement recorded nothing) and how many events it recorded.
 const COUNT_RECORDED: &str = "\
     by_action AS (
-        INSERT INTO analytics_action_counts (action, count)
-        SELECT action, count(*) FROM recorded GROUP BY action
-        ON CONFLICT (action)
+        INSERT INTO analytics_action_counts (action, shard, count)
+        SELECT action, 1 + pg_backend_pid() % 16, count(*) FROM recorded GROUP BY action
+        ON CONFLICT (action, shard)
         DO UPDATE SET count = analytics_action_counts.count + EXCLUDED.count),
     by_user AS (
-        INSERT INTO analytics_user_action_counts (user_id, action, count)
-        SELECT user_id, action, count(*) FROM recorded GROUP BY user_id, action
-        ON CONFLICT (user_id, action)
+        INSERT INTO analytics_user_action_counts (user_id, action, shard, count)
+        SELECT user_id, action, 1 + pg_backend_pid() % 16, count(*)
+          FROM recorded GROUP BY user_id, action
+        ON CONFLICT (user_id, action, shard)
         DO UPDATE SET count = analytics_user_action_counts.count + EXCLUDED.count),
     total AS (
         UPDATE analytics_totals SET count = count + (SELECT count(*) FROM recorded)
-        WHERE id = 1 AND EXISTS (SELECT 1 FROM recorded)
+        WHERE id = 1 + pg_backend_pid() % 16 AND EXISTS (SELECT 1 FROM recorded)
         RETURNING count)
-    SELECT (SELECT count FROM total), (SELECT count(*) FROM recorded)";
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM total)
+                THEN (SELECT sum(count) FROM analytics_totals)::bigint
+                     + (SELECT count(*) FROM recorded) END,
+           (SELECT count(*) FROM recorded)";
 
 /// `user_id`, `action`, `occurred_at` as parameters.
 fn event_params(event: &Tracked) -> [ParameterValue; 3] {
@@ -92,7 +101,8 @@ pub fn record_once(conn: &Connection, claim: &Claim, event: &Tracked) -> Result<
 pub fn by_action(conn: &Connection) -> Result<BTreeMap<String, i64>, ApiError> {
     let rows = conn
         .query(
-            "SELECT action, count FROM analytics_action_counts ORDER BY action",
+            "SELECT action, sum(count)::bigint FROM analytics_action_counts \
+             GROUP BY action ORDER BY action",
             &[],
         )
         .map_err(|e| db::classify(e, "reading action counts"))?;
@@ -107,8 +117,8 @@ pub fn by_action(conn: &Connection) -> Result<BTreeMap<String, i64>, ApiError> {
 pub fn by_user(conn: &Connection, user_id: &str) -> Result<BTreeMap<String, i64>, ApiError> {
     let rows = conn
         .query(
-            "SELECT action, count FROM analytics_user_action_counts \
-             WHERE user_id = $1::text ORDER BY action",
+            "SELECT action, sum(count)::bigint FROM analytics_user_action_counts \
+             WHERE user_id = $1::text GROUP BY action ORDER BY action",
             &[ParameterValue::Str(user_id.to_owned())],
         )
         .map_err(|e| db::classify(e, "reading a user's action counts"))?;
