@@ -134,6 +134,74 @@ pub async fn deliver_with_retry(
     }
 }
 
+/// Delivers `events` (in order) to the subscription and returns each
+/// one's outcome, in the same order. With `batch` above 1, consecutive
+/// events go in batches of up to that many, each retried as a whole; a
+/// batch the function refuses or keeps failing on is delivered again one
+/// event at a time, so only the events that fail alone are dead-lettered.
+pub async fn deliver_all(
+    invoker: &Invoker,
+    subscription: &Subscription,
+    events: &[OutboxEvent],
+    signer: &Signer,
+    config: &DispatchConfig,
+) -> Vec<Final> {
+    let mut finals = Vec::with_capacity(events.len());
+    for chunk in events.chunks(subscription.batch.max(1)) {
+        if chunk.len() > 1
+            && deliver_batch_with_retry(invoker, subscription, chunk, signer, config).await
+        {
+            finals.extend(chunk.iter().map(|_| Final::Delivered { attempts: 1 }));
+            continue;
+        }
+        for event in chunk {
+            finals.push(deliver_with_retry(invoker, subscription, event, signer, config).await);
+        }
+    }
+    finals
+}
+
+/// `true` once a batch is answered 2xx; `false` when it was refused or
+/// its attempts ran out.
+async fn deliver_batch_with_retry(
+    invoker: &Invoker,
+    subscription: &Subscription,
+    events: &[OutboxEvent],
+    signer: &Signer,
+    config: &DispatchConfig,
+) -> bool {
+    for attempt_no in 1..=subscription.max_attempts {
+        let attempt = invoker
+            .deliver_batch(&subscription.route, events, signer, config.delivery_timeout)
+            .await;
+        match attempt.outcome() {
+            DeliveryOutcome::Delivered => return true,
+            DeliveryOutcome::Retry { after } if attempt_no < subscription.max_attempts => {
+                let wait = after.unwrap_or_default().max(backoff(config, attempt_no));
+                tracing::warn!(
+                    subscription = %subscription.name,
+                    events = events.len(),
+                    attempt = attempt_no,
+                    error = attempt.error.as_deref().unwrap_or(""),
+                    retry_in_ms = wait.as_millis() as u64,
+                    "batch delivery failed; retrying"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            DeliveryOutcome::Retry { .. } | DeliveryOutcome::DeadLetter => {
+                tracing::warn!(
+                    subscription = %subscription.name,
+                    events = events.len(),
+                    error = attempt.error.as_deref().unwrap_or(""),
+                    "batch not accepted; delivering its events one by one"
+                );
+                return false;
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

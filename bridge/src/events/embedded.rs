@@ -19,7 +19,7 @@ use futures::StreamExt;
 use tokio::sync::{Notify, watch};
 use tokio_postgres::Client;
 
-use super::dispatch::{DispatchConfig, Final, backoff, deliver_with_retry};
+use super::dispatch::{DispatchConfig, Final, backoff, deliver_all};
 use super::event::{OutboxEvent, Signer};
 use super::invoke::Invoker;
 use super::outbox::{self, BatchHandler};
@@ -115,37 +115,59 @@ impl EmbeddedDispatcher {
         sub: &Subscription,
         events: &[OutboxEvent],
     ) -> anyhow::Result<()> {
-        let mut by_subject: Vec<Vec<OutboxEvent>> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        for event in events.iter().filter(|e| sub.wants(&e.event_type)) {
-            let slot = *index.entry(event.subject.as_str()).or_insert_with(|| {
-                by_subject.push(Vec::new());
-                by_subject.len() - 1
-            });
-            by_subject[slot].push(event.clone());
-        }
-        let results: Vec<anyhow::Result<()>> = futures::stream::iter(by_subject)
-            .map(|group| async move {
-                for event in &group {
-                    let outcome =
-                        deliver_with_retry(&self.invoker, sub, event, &self.signer, &self.config)
-                            .await;
-                    if let Final::DeadLetter {
-                        attempts,
-                        status,
-                        error,
-                    } = outcome
-                    {
-                        dead_letter(client, sub, event, attempts, status, &error).await?;
+        let results: Vec<anyhow::Result<()>> =
+            futures::stream::iter(work_units(sub, events, self.config.concurrency))
+                .map(|unit| async move {
+                    let finals =
+                        deliver_all(&self.invoker, sub, &unit, &self.signer, &self.config).await;
+                    for (event, outcome) in unit.iter().zip(finals) {
+                        if let Final::DeadLetter {
+                            attempts,
+                            status,
+                            error,
+                        } = outcome
+                        {
+                            dead_letter(client, sub, event, attempts, status, &error).await?;
+                        }
                     }
-                }
-                anyhow::Ok(())
-            })
-            .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
+                    anyhow::Ok(())
+                })
+                .buffer_unordered(self.config.concurrency.max(1))
+                .collect()
+                .await;
         results.into_iter().collect()
     }
+}
+
+/// Splits the wanted events into sequences that may run in parallel, each
+/// keeping its subjects' order: one per subject when events go one at a
+/// time; with batching, subjects are merged into as few sequences as fill
+/// whole batches (at most `lanes`).
+fn work_units(sub: &Subscription, events: &[OutboxEvent], lanes: usize) -> Vec<Vec<OutboxEvent>> {
+    let wanted: Vec<&OutboxEvent> = events.iter().filter(|e| sub.wants(&e.event_type)).collect();
+    let mut units: Vec<Vec<OutboxEvent>> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let lanes = wanted
+        .len()
+        .div_ceil(sub.batch.max(1))
+        .clamp(1, lanes.max(1));
+    for event in wanted {
+        let slot = match index.get(event.subject.as_str()) {
+            Some(&slot) => slot,
+            None => {
+                let slot = if sub.batch > 1 && units.len() >= lanes {
+                    index.len() % lanes
+                } else {
+                    units.push(Vec::new());
+                    units.len() - 1
+                };
+                index.insert(event.subject.as_str(), slot);
+                slot
+            }
+        };
+        units[slot].push(event.clone());
+    }
+    units
 }
 
 /// One subscription's batches, delivered by the dispatcher.

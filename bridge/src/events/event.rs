@@ -9,6 +9,13 @@ use sha2::Sha256;
 /// The header carrying the signature: `t=<unix seconds>,v1=<hex mac>`.
 pub const SIGNATURE_HEADER: &str = "spinmesh-signature";
 
+/// Content type of a batch delivery (CloudEvents batch mode).
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+
+/// What a batch delivery's signature binds in place of an event id:
+/// the signed text is `t.batch.body`.
+pub const BATCH_SIGNATURE_ID: &str = "batch";
+
 /// One committed outbox row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEvent {
@@ -50,6 +57,29 @@ impl OutboxEvent {
             h.push(("ce-dataschema", schema.clone()));
         }
         h
+    }
+}
+
+impl OutboxEvent {
+    /// The event in CloudEvents structured JSON form, as one element of a
+    /// batch delivery. Data that is not JSON travels as a JSON string.
+    pub fn structured(&self) -> serde_json::Value {
+        let data: serde_json::Value = serde_json::from_str(&self.data)
+            .unwrap_or_else(|_| serde_json::Value::String(self.data.clone()));
+        let mut event = serde_json::json!({
+            "specversion": "1.0",
+            "id": self.id,
+            "type": self.event_type,
+            "source": self.source,
+            "subject": self.subject,
+            "time": self.time,
+            "datacontenttype": "application/json",
+            "data": data,
+        });
+        if let Some(schema) = &self.dataschema {
+            event["dataschema"] = serde_json::Value::String(schema.clone());
+        }
+        event
     }
 }
 

@@ -1,6 +1,7 @@
 //! Ordered lanes: items with the same key are handled one after another,
 //! items with different keys in parallel. Broker consumers use them to keep
-//! the events of one subject in order while other subjects proceed.
+//! the events of one subject in order while other subjects proceed. A lane
+//! hands its worker everything queued, up to a batch size, at once.
 
 use std::hash::{Hash, Hasher};
 
@@ -20,11 +21,12 @@ pub struct LaneClosed;
 
 impl<T: Send + 'static> Lanes<T> {
     /// Starts `count` workers (at least one), each with a queue of `depth`
-    /// items, running `handle` on every item. Dropping the lanes aborts the
-    /// workers; [`Lanes::close`] lets them finish.
-    pub fn spawn<F, Fut>(count: usize, depth: usize, handle: F) -> Self
+    /// items, running `handle` on what is queued, in order, up to `batch`
+    /// items at a time. Dropping the lanes aborts the workers;
+    /// [`Lanes::close`] lets them finish.
+    pub fn spawn<F, Fut>(count: usize, depth: usize, batch: usize, handle: F) -> Self
     where
-        F: Fn(T) -> Fut + Clone + Send + 'static,
+        F: Fn(Vec<T>) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let count = count.max(1);
@@ -34,9 +36,11 @@ impl<T: Send + 'static> Lanes<T> {
             let (tx, mut rx) = mpsc::channel::<T>(depth.max(1));
             senders.push(tx);
             let handle = handle.clone();
+            let batch = batch.max(1);
             workers.spawn(async move {
-                while let Some(item) = rx.recv().await {
-                    handle(item).await;
+                let mut items = Vec::with_capacity(batch);
+                while rx.recv_many(&mut items, batch).await > 0 {
+                    handle(std::mem::take(&mut items)).await;
                 }
             });
         }
@@ -77,13 +81,16 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let lanes = {
             let seen = seen.clone();
-            Lanes::spawn(4, 2, move |(key, n): (String, u32)| {
+            Lanes::spawn(4, 2, 3, move |items: Vec<(String, u32)>| {
                 let seen = seen.clone();
                 async move {
-                    // Later items of a key finish faster: order must come
-                    // from the lane, not from timing.
-                    tokio::time::sleep(Duration::from_millis(u64::from(20 - n))).await;
-                    seen.lock().unwrap().push((key, n));
+                    assert!((1..=3).contains(&items.len()), "batches of up to 3");
+                    for (key, n) in items {
+                        // Later items of a key finish faster: order must
+                        // come from the lane, not from timing.
+                        tokio::time::sleep(Duration::from_millis(u64::from(20 - n))).await;
+                        seen.lock().unwrap().push((key, n));
+                    }
                 }
             })
         };

@@ -5,7 +5,14 @@
 //! subscribe = ["user.*", "order.paid"]   # event types; `*` alone matches all
 //! route = "/analytics/events"            # where the CloudEvent is POSTed
 //! max_attempts = 5                       # then the event is dead-lettered
+//! batch = 100                            # optional: up to 100 events per POST
 //! ```
+//!
+//! With `batch` above 1 the function accepts CloudEvents batch mode
+//! (`application/cloudevents-batch+json`, a JSON array of structured
+//! events) and the bridge sends whatever is waiting, up to that many, in
+//! one request. Each subject's events stay in order within and across
+//! batches.
 //!
 //! Spin ignores `tool` tables, so the manifest still loads under `spin up`.
 
@@ -22,7 +29,16 @@ struct BridgeTable {
     route: String,
     #[serde(default = "default_attempts")]
     max_attempts: u32,
+    #[serde(default = "default_batch")]
+    batch: usize,
 }
+
+fn default_batch() -> usize {
+    1
+}
+
+/// The largest `batch` accepted.
+pub const MAX_BATCH: usize = 1000;
 
 fn default_attempts() -> u32 {
     5
@@ -40,6 +56,8 @@ pub struct Subscription {
     pub route: String,
     /// Attempts before dead-lettering (at least 1).
     pub max_attempts: u32,
+    /// Events per delivery (1: one CloudEvent per request, binary mode).
+    pub batch: usize,
 }
 
 /// An event type pattern: exact, a `prefix.*` family, or `*`.
@@ -116,6 +134,9 @@ pub fn from_manifest(manifest: &Manifest) -> anyhow::Result<Vec<Subscription>> {
         if table.subscribe.is_empty() {
             bail!("[component.{id}.tool.bridge]: `subscribe` lists no event types");
         }
+        if !(1..=MAX_BATCH).contains(&table.batch) {
+            bail!("[component.{id}.tool.bridge]: batch must be between 1 and {MAX_BATCH}");
+        }
         if !table.route.starts_with('/') {
             bail!("[component.{id}.tool.bridge]: route must start with '/'");
         }
@@ -130,6 +151,7 @@ pub fn from_manifest(manifest: &Manifest) -> anyhow::Result<Vec<Subscription>> {
             patterns,
             route: table.route,
             max_attempts: table.max_attempts.max(1),
+            batch: table.batch,
         });
     }
     Ok(out)

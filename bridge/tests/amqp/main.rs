@@ -32,3 +32,8 @@ async fn registration_reaches_functions_once() {
 async fn http_invoker_and_forged_signatures() {
     scenarios::http_invoker_and_forged_signatures(Transport::amqp()).await;
 }
+
+#[tokio::test]
+async fn a_refused_batch_is_split_into_single_events() {
+    scenarios::a_refused_batch_is_split_into_single_events(Transport::amqp()).await;
+}

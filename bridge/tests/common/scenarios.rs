@@ -286,3 +286,35 @@ pub async fn http_invoker_and_forged_signatures(transport: Transport) {
     .await;
     signed.stop().await;
 }
+
+/// Analytics takes batches: a backlog arrives in few requests, and a batch
+/// holding one event the function refuses (422: no user) is retried one
+/// event at a time, so only that event is dead-lettered.
+pub async fn a_refused_batch_is_split_into_single_events(transport: Transport) {
+    let app = spinmesh_app().await;
+    let db = app.db().await;
+    for i in 0..30 {
+        let data = json!({"version": 1, "user_id": format!("b{}", i % 3)});
+        emit(&db, &format!("b{}", i % 3), "batch.tick", data).await;
+    }
+    let poison = emit(&db, "", "batch.tick", json!({"version": 1})).await;
+    let runner = transport.start(
+        &app,
+        &root().join("spin.toml"),
+        embedded(&app),
+        None,
+        fast(),
+    );
+    eventually("30 events counted", Duration::from_secs(30), || async {
+        app.get("/metrics/actions", None).await.json()["batch.tick"] == 30
+    })
+    .await;
+    let dead = transport.dead_letters(&db, 1).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].event_id, poison.to_string());
+    assert_eq!(dead[0].status, "422");
+    assert_eq!(dead[0].subscription, "analytics");
+    let per_user = app.get("/metrics/user/b1/actions", None).await.json();
+    assert_eq!(per_user["actions"]["batch.tick"], 10, "{per_user}");
+    runner.stop().await;
+}

@@ -42,6 +42,11 @@ async fn http_invoker_and_forged_signatures() {
 }
 
 #[tokio::test]
+async fn a_refused_batch_is_split_into_single_events() {
+    scenarios::a_refused_batch_is_split_into_single_events(Transport::Embedded).await;
+}
+
+#[tokio::test]
 async fn a_late_committing_transaction_is_not_skipped() {
     let (app, db) = probe_app(None, Default::default()).await;
     let mut slow = app.db().await;

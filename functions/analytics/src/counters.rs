@@ -93,6 +93,56 @@ pub fn record_once(conn: &Connection, claim: &Claim, event: &Tracked) -> Result<
     Ok(recorded > 0)
 }
 
+/// Records a batch of delivered events in one statement, each at most
+/// once per `consumer` (ids already processed, or repeated within the
+/// batch, are skipped). Returns how many were new.
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn record_batch_once(
+    conn: &Connection,
+    consumer: &str,
+    events: &[(uuid::Uuid, Tracked)],
+) -> Result<i64, ApiError> {
+    let rows: Vec<serde_json::Value> = events
+        .iter()
+        .map(|(id, t)| {
+            serde_json::json!({
+                "event_id": id,
+                "user_id": t.user_id.as_str(),
+                "action": t.action.as_str(),
+                "occurred_at": t.occurred_at.to_rfc3339(),
+            })
+        })
+        .collect();
+    let sql = format!(
+        "WITH input AS (
+            SELECT DISTINCT ON (event_id) event_id, user_id, action, occurred_at
+              FROM json_to_recordset($2::text::json)
+                   AS x(event_id uuid, user_id text, action text, occurred_at timestamptz)),
+        claim AS (
+            INSERT INTO processed_events (consumer, event_id)
+            SELECT $1::text, event_id FROM input
+            ON CONFLICT DO NOTHING
+            RETURNING event_id),
+        recorded AS (
+            INSERT INTO analytics_events (event_id, user_id, action, occurred_at)
+            SELECT i.event_id, i.user_id, i.action, i.occurred_at
+              FROM input i JOIN claim c USING (event_id)
+            RETURNING user_id, action),
+        {COUNT_RECORDED}"
+    );
+    let params = [
+        ParameterValue::Str(consumer.to_owned()),
+        ParameterValue::Str(serde_json::Value::Array(rows).to_string()),
+    ];
+    let rows = conn
+        .query(&sql, &params)
+        .map_err(|e| db::classify(e, "recording delivered events"))?;
+    first(&rows.rows, 1, "recorded")
+}
+
 /// Every action's count.
 ///
 /// # Errors

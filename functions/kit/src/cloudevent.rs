@@ -20,6 +20,12 @@
 //! wrong, or more than [`MAX_SKEW_SECONDS`] away from now), then the
 //! attributes (400 when missing or invalid), so an unsigned caller learns
 //! nothing about the expected shape.
+//!
+//! A subscription declared with `batch = N` may also get CloudEvents batch
+//! mode: `content-type: application/cloudevents-batch+json`, a JSON array
+//! of structured events (`specversion`, `id`, `type`, `source`, `subject`,
+//! `time`, `data`), signed the same way with the literal `batch` in place
+//! of the id. [`receive_all`] accepts either form.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,6 +44,18 @@ pub const SIGNATURE_HEADER: &str = "spinmesh-signature";
 
 /// Largest accepted distance between the signature's `t` and now, seconds.
 pub const MAX_SKEW_SECONDS: u64 = 300;
+
+/// Content type of a batch delivery.
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+
+/// What a batch's signature binds in place of an event id.
+pub const BATCH_SIGNATURE_ID: &str = "batch";
+
+/// Most events accepted in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// Largest accepted batch body.
+pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -79,18 +97,82 @@ impl CloudEvent {
 pub fn receive(req: &Request) -> Result<CloudEvent, ApiError> {
     let secret = config::get(config::BRIDGE_SIGNING_SECRET)?;
     let header = |name: &str| req.header(name).and_then(|v| v.as_str());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("clock before 1970: {e}")))?
-        .as_secs();
     verify(
         secret.as_bytes(),
         header(SIGNATURE_HEADER),
         header("ce-id").unwrap_or_default(),
         req.body(),
-        now,
+        unix_now()?,
     )?;
     parse(header, req.body())
+}
+
+/// Verifies and parses a delivery of one event or of a batch.
+///
+/// # Errors
+///
+/// As [`receive`]; for a batch also 400 when the body is not an array of
+/// valid events, and 413 past [`MAX_BATCH`] events or [`MAX_BATCH_BYTES`].
+pub fn receive_all(req: &Request) -> Result<Vec<CloudEvent>, ApiError> {
+    let header = |name: &str| req.header(name).and_then(|v| v.as_str());
+    let batch =
+        header("content-type").is_some_and(|ct| ct.trim_start().starts_with(BATCH_CONTENT_TYPE));
+    if !batch {
+        return Ok(vec![receive(req)?]);
+    }
+    let secret = config::get(config::BRIDGE_SIGNING_SECRET)?;
+    verify(
+        secret.as_bytes(),
+        header(SIGNATURE_HEADER),
+        BATCH_SIGNATURE_ID,
+        req.body(),
+        unix_now()?,
+    )?;
+    parse_batch(req.body())
+}
+
+fn unix_now() -> Result<u64, ApiError> {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("clock before 1970: {e}")))
+}
+
+/// Parses a batch body: a JSON array of structured CloudEvents.
+///
+/// # Errors
+///
+/// 400 when it is not such an array; 413 when it is too big.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<CloudEvent>, ApiError> {
+    if body.len() > MAX_BATCH_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BATCH_BYTES,
+        });
+    }
+    let items: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(body)
+        .map_err(|e| {
+            ApiError::BadRequest(format!("a batch must be a JSON array of events: {e}"))
+        })?;
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BATCH });
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut item)| {
+            let data = item.remove("data").unwrap_or(serde_json::Value::Null);
+            let text = |name: &str| {
+                let key = name.strip_prefix("ce-").unwrap_or(name);
+                item.get(key).and_then(serde_json::Value::as_str)
+            };
+            let mut event = attributes(text).map_err(|e| match e {
+                ApiError::BadRequest(msg) => ApiError::BadRequest(format!("event {i}: {msg}")),
+                other => other,
+            })?;
+            event.data = data;
+            Ok(event)
+        })
+        .collect()
 }
 
 /// Checks `signature` (the header value) over `t.id.body` at time `now`.
@@ -183,6 +265,24 @@ pub fn parse<'h>(
     header: impl Fn(&str) -> Option<&'h str>,
     body: &[u8],
 ) -> Result<CloudEvent, ApiError> {
+    let mut event = attributes(header)?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    event.data = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the event data is not valid JSON: {e}")))?
+    };
+    Ok(event)
+}
+
+/// The attributes, looked up by their binary-mode header names; `data`
+/// is left null.
+fn attributes<'h>(header: impl Fn(&str) -> Option<&'h str>) -> Result<CloudEvent, ApiError> {
     let bad = |msg: String| ApiError::BadRequest(msg);
     let required = |name: &str| {
         header(name)
@@ -205,24 +305,13 @@ pub fn parse<'h>(
     let time = optional("ce-time")
         .map(|t| Timestamp::parse_rfc3339(t).map_err(|e| bad(format!("ce-time {e}"))))
         .transpose()?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        });
-    }
-    let data = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| bad(format!("the event data is not valid JSON: {e}")))?
-    };
     Ok(CloudEvent {
         id,
         kind,
         source,
         subject,
         time,
-        data,
+        data: serde_json::Value::Null,
     })
 }
 
@@ -357,5 +446,46 @@ mod tests {
         let event = parse(header, b"").unwrap();
         assert_eq!((event.subject, event.time), (None, None));
         assert!(event.data.is_null());
+    }
+
+    #[test]
+    fn a_batch_parses_in_order_and_names_the_bad_event() {
+        let body = serde_json::json!([
+            {"specversion": "1.0", "id": ID, "type": "user.registered", "source": "/auth",
+             "subject": "u1", "time": "2024-05-01T12:00:00Z", "data": {"user_id": "u1"}},
+            {"specversion": "1.0", "id": "7f1c1f5e-2b8e-4a39-9d53-0d7c1a0e7b11",
+             "type": "user.logged_in", "source": "/auth", "data": null},
+        ])
+        .to_string();
+        let events = parse_batch(body.as_bytes()).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].id.to_string(), ID);
+        assert_eq!(events[0].subject.as_deref(), Some("u1"));
+        assert_eq!(events[0].data_text("user_id").as_deref(), Some("u1"));
+        assert_eq!(events[1].kind, "user.logged_in");
+        assert!(events[1].time.is_none());
+
+        let bad = serde_json::json!([
+            {"specversion": "1.0", "id": ID, "type": "a", "source": "/a"},
+            {"specversion": "1.0", "id": "42", "type": "a", "source": "/a"},
+        ])
+        .to_string();
+        match parse_batch(bad.as_bytes()) {
+            Err(ApiError::BadRequest(msg)) => assert!(msg.starts_with("event 1:"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        for not_a_batch in [&b"{}"[..], b"[1]", b"nope"] {
+            assert_eq!(parse_batch(not_a_batch).unwrap_err().status(), 400);
+        }
+        let too_many = format!("[{}]", vec!["{}"; MAX_BATCH + 1].join(","));
+        assert_eq!(parse_batch(too_many.as_bytes()).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn a_batch_signature_binds_the_literal_batch() {
+        let body = b"[]";
+        let sig = sign(SECRET, NOW, BATCH_SIGNATURE_ID, body);
+        assert_eq!(status(Some(&sig), BATCH_SIGNATURE_ID, body), 200);
+        assert_eq!(status(Some(&sig), ID, body), 401);
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::AmqpConfig;
 use super::publisher::{confirming_channel, properties, publish_confirmed};
 use super::topology;
-use crate::events::dispatch::{DispatchConfig, Final, backoff, deliver_with_retry};
+use crate::events::dispatch::{DispatchConfig, Final, backoff, deliver_all};
 use crate::events::event::{OutboxEvent, Signer};
 use crate::events::invoke::Invoker;
 use crate::events::lanes::Lanes;
@@ -80,13 +80,10 @@ impl AmqpConsumer {
             Lanes::spawn(
                 self.config.concurrency,
                 usize::from(self.amqp.prefetch),
-                move |delivery: Delivery| {
+                self.subscription.batch,
+                move |deliveries: Vec<Delivery>| {
                     let (me, dead_letters) = (me.clone(), dead_letters.clone());
-                    async move {
-                        if let Err(err) = me.handle(delivery, &dead_letters).await {
-                            tracing::error!(error = %format!("{err:#}"), "AMQP delivery handling failed");
-                        }
-                    }
+                    async move { me.handle(deliveries, &dead_letters).await }
                 },
             )
         };
@@ -111,31 +108,63 @@ impl AmqpConsumer {
         result
     }
 
-    async fn handle(&self, delivery: Delivery, dead_letters: &Channel) -> anyhow::Result<()> {
-        let Some(event) = to_event(&delivery) else {
-            // Not one of ours: nothing can ever deliver it.
-            tracing::error!("dropping a message without CloudEvent headers to the dead letters");
-            delivery
-                .nack(BasicNackOptions {
-                    requeue: false,
-                    ..BasicNackOptions::default()
-                })
-                .await?;
-            return Ok(());
-        };
-        if !self.subscription.wants(&event.event_type) {
-            delivery.ack(BasicAckOptions::default()).await?;
-            return Ok(());
+    /// Delivers what a lane handed over (in order, batched when the
+    /// subscription allows) and settles each delivery with the broker.
+    async fn handle(&self, deliveries: Vec<Delivery>, dead_letters: &Channel) {
+        let mut wanted = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let settled = match to_event(&delivery) {
+                // Not one of ours: nothing can ever deliver it.
+                None => {
+                    tracing::error!(
+                        "dropping a message without CloudEvent headers to the dead letters"
+                    );
+                    delivery
+                        .nack(BasicNackOptions {
+                            requeue: false,
+                            ..BasicNackOptions::default()
+                        })
+                        .await
+                        .map(drop)
+                }
+                Some(event) if !self.subscription.wants(&event.event_type) => {
+                    delivery.ack(BasicAckOptions::default()).await.map(drop)
+                }
+                Some(event) => {
+                    wanted.push((delivery, event));
+                    Ok(())
+                }
+            };
+            if let Err(err) = settled {
+                tracing::error!(error = %err, "settling an AMQP delivery failed");
+            }
         }
-        match deliver_with_retry(
+        let events: Vec<OutboxEvent> = wanted.iter().map(|(_, e)| e.clone()).collect();
+        let finals = deliver_all(
             &self.invoker,
             &self.subscription,
-            &event,
+            &events,
             &self.signer,
             &self.config,
         )
-        .await
-        {
+        .await;
+        for ((delivery, event), outcome) in wanted.into_iter().zip(finals) {
+            if let Err(err) = self.settle(delivery, &event, outcome, dead_letters).await {
+                tracing::error!(error = %format!("{err:#}"), "settling an AMQP delivery failed");
+            }
+        }
+    }
+
+    /// Acks a delivered event; dead-letters a dead one with a confirmed
+    /// publish before acking, or requeues it when that publish fails.
+    async fn settle(
+        &self,
+        delivery: Delivery,
+        event: &OutboxEvent,
+        outcome: Final,
+        dead_letters: &Channel,
+    ) -> anyhow::Result<()> {
+        match outcome {
             Final::Delivered { .. } => {
                 delivery.ack(BasicAckOptions::default()).await?;
             }
@@ -148,7 +177,7 @@ impl AmqpConsumer {
                     [(
                         self.subscription.name.clone(),
                         delivery.data.clone(),
-                        properties(&event, &extra),
+                        properties(event, &extra),
                     )],
                 )
                 .await;

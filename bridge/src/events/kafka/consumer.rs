@@ -15,7 +15,7 @@ use super::offsets::{OffsetTracker, Position};
 use super::publisher::{Outgoing, headers, producer, send_all};
 use super::topics::DLQ_SUFFIX;
 use super::{KafkaConfig, Topics};
-use crate::events::dispatch::{DispatchConfig, Final, backoff, deliver_with_retry};
+use crate::events::dispatch::{DispatchConfig, Final, backoff, deliver_all};
 use crate::events::event::{OutboxEvent, Signer};
 use crate::events::invoke::Invoker;
 use crate::events::lanes::Lanes;
@@ -72,7 +72,8 @@ impl KafkaConsumer {
             Lanes::spawn(
                 self.config.concurrency,
                 self.kafka.max_in_flight,
-                move |message: OwnedMessage| {
+                self.subscription.batch,
+                move |messages: Vec<OwnedMessage>| {
                     let (me, dead_letters, done, shutdown) = (
                         me.clone(),
                         dead_letters.clone(),
@@ -80,12 +81,7 @@ impl KafkaConsumer {
                         shutdown.clone(),
                     );
                     async move {
-                        let at = Position {
-                            topic: message.topic().to_string(),
-                            partition: message.partition(),
-                            offset: message.offset(),
-                        };
-                        if me.handle(&message, &dead_letters, shutdown).await {
+                        for at in me.handle(messages, &dead_letters, shutdown).await {
                             let _ = done.send(at);
                         }
                     }
@@ -102,11 +98,7 @@ impl KafkaConsumer {
                 received = consumer.recv(), if tracker.in_flight() < limit => match received {
                     Ok(message) => {
                         let message = message.detach();
-                        tracker.started(&Position {
-                            topic: message.topic().to_string(),
-                            partition: message.partition(),
-                            offset: message.offset(),
-                        });
+                        tracker.started(&position(&message));
                         let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
                         if let Err(e) = lanes.send(&key, message).await {
                             break Err(e.into());
@@ -147,54 +139,73 @@ impl KafkaConsumer {
         }
     }
 
-    /// Handles one message; `false` when it must not count as done (its
-    /// dead-letter write never succeeded before shutdown).
+    /// Handles what a lane handed over (in order, batched when the
+    /// subscription allows) and returns the positions that are done with:
+    /// all of them, except a message whose dead-letter write never
+    /// succeeded before shutdown.
     async fn handle(
         &self,
-        message: &OwnedMessage,
+        messages: Vec<OwnedMessage>,
         dead_letters: &FutureProducer,
         shutdown: watch::Receiver<bool>,
-    ) -> bool {
-        let payload = message.payload().unwrap_or_default();
-        let header = |name: &str| {
-            message.headers().and_then(|hs| {
-                hs.iter()
-                    .find(|h| h.key == name)
-                    .and_then(|h| std::str::from_utf8(h.value?).ok())
-            })
-        };
-        let Some(event) = OutboxEvent::from_broker(header, payload) else {
-            tracing::error!(
-                topic = message.topic(),
-                offset = message.offset(),
-                "a message without CloudEvent attributes goes to the dead letters"
-            );
-            let why = [
-                ("x-spinmesh-error", "not a CloudEvent".to_string()),
-                ("x-spinmesh-subscription", self.subscription.name.clone()),
-            ];
-            return self
-                .dead_letter(dead_letters, message, &why, shutdown)
-                .await;
-        };
-        if !self.subscription.wants(&event.event_type) {
-            return true;
+    ) -> Vec<Position> {
+        let mut done = Vec::with_capacity(messages.len());
+        let mut wanted = Vec::with_capacity(messages.len());
+        for message in &messages {
+            let header = |name: &str| {
+                message.headers().and_then(|hs| {
+                    hs.iter()
+                        .find(|h| h.key == name)
+                        .and_then(|h| std::str::from_utf8(h.value?).ok())
+                })
+            };
+            match OutboxEvent::from_broker(header, message.payload().unwrap_or_default()) {
+                None => {
+                    tracing::error!(
+                        topic = message.topic(),
+                        offset = message.offset(),
+                        "a message without CloudEvent attributes goes to the dead letters"
+                    );
+                    let why = [
+                        ("x-spinmesh-error", "not a CloudEvent".to_string()),
+                        ("x-spinmesh-subscription", self.subscription.name.clone()),
+                    ];
+                    if self
+                        .dead_letter(dead_letters, message, &why, shutdown.clone())
+                        .await
+                    {
+                        done.push(position(message));
+                    }
+                }
+                Some(event) if !self.subscription.wants(&event.event_type) => {
+                    done.push(position(message));
+                }
+                Some(event) => wanted.push((message, event)),
+            }
         }
-        let outcome = deliver_with_retry(
+        let events: Vec<OutboxEvent> = wanted.iter().map(|(_, e)| e.clone()).collect();
+        let finals = deliver_all(
             &self.invoker,
             &self.subscription,
-            &event,
+            &events,
             &self.signer,
             &self.config,
         )
         .await;
-        if let Final::Delivered { .. } = outcome {
-            return true;
+        for ((message, event), outcome) in wanted.into_iter().zip(finals) {
+            if let Final::DeadLetter { .. } = outcome {
+                tracing::error!(subscription = %self.subscription.name, event = %event.id, ?outcome, "dead-lettering event");
+                let why = outcome.dead_letter_headers(&self.subscription.name);
+                if !self
+                    .dead_letter(dead_letters, message, &why, shutdown.clone())
+                    .await
+                {
+                    continue;
+                }
+            }
+            done.push(position(message));
         }
-        tracing::error!(subscription = %self.subscription.name, event = %event.id, ?outcome, "dead-lettering event");
-        let why = outcome.dead_letter_headers(&self.subscription.name);
-        self.dead_letter(dead_letters, message, &why, shutdown)
-            .await
+        done
     }
 
     /// Writes the message with its original headers plus `why` to
@@ -242,5 +253,13 @@ impl KafkaConsumer {
                 }
             }
         }
+    }
+}
+
+fn position(message: &OwnedMessage) -> Position {
+    Position {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
     }
 }

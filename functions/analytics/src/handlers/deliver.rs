@@ -5,6 +5,11 @@
 //! CloudEvents type. The user is `data.user_id`, else the `ce-subject`;
 //! the time is `ce-time`, else now. Recording is idempotent on `ce-id`
 //! (consumer `analytics`).
+//!
+//! The subscription takes batches (`batch` in `spin.toml`): a batch is
+//! recorded in one statement, and is refused whole (422) if any event in
+//! it names no user, so the bridge retries its events one by one and
+//! dead-letters only that event.
 
 use kit::cloudevent::{self, CloudEvent};
 use kit::domain::Timestamp;
@@ -56,22 +61,34 @@ pub fn tracked(event: &CloudEvent) -> Result<Tracked, ApiError> {
 }
 
 /// Handles the delivery: 200 `{"status":"processed"}` or
-/// `{"status":"duplicate"}`.
+/// `{"status":"duplicate"}` for one event; 200 `{"status":"processed",
+/// "events":n,"recorded":k}` for a batch (`k` of them new).
 ///
 /// # Errors
 ///
-/// 401 on a bad signature, 400 on bad attributes, 422 when the event names
+/// 401 on a bad signature, 400 on bad attributes, 422 when an event names
 /// no user, 503/500 on database failure (the bridge retries).
 pub fn handle(req: &Request, _: &Params) -> Result<Response, ApiError> {
-    let event = cloudevent::receive(req)?;
-    let tracked = tracked(&event)?;
-    let claim = Claim {
-        consumer: CONSUMER,
-        event_id: event.id,
-    };
+    let events = cloudevent::receive_all(req)?;
     let conn = db::connect()?;
-    let new = counters::record_once(&conn, &claim, &tracked)?;
-    Outcome::from_claimed(new).respond()
+    if let [event] = events.as_slice() {
+        let tracked = tracked(event)?;
+        let claim = Claim {
+            consumer: CONSUMER,
+            event_id: event.id,
+        };
+        let new = counters::record_once(&conn, &claim, &tracked)?;
+        return Outcome::from_claimed(new).respond();
+    }
+    let batch = events
+        .iter()
+        .map(|e| Ok((e.id, tracked(e)?)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let recorded = counters::record_batch_once(&conn, CONSUMER, &batch)?;
+    kit::json::respond(
+        200,
+        &serde_json::json!({"status": "processed", "events": batch.len(), "recorded": recorded}),
+    )
 }
 
 #[cfg(test)]
