@@ -86,35 +86,6 @@ impl Topics {
         Ok(())
     }
 
-    /// Deletes every topic whose name starts with the (non-empty) prefix:
-    /// the teardown of a throwaway run (tests, benchmarks).
-    ///
-    /// # Errors
-    /// When the prefix is empty or the cluster cannot be reached.
-    pub async fn delete_all(&self) -> anyhow::Result<usize> {
-        anyhow::ensure!(!self.prefix.is_empty(), "refusing to delete every topic");
-        let metadata = self
-            .admin
-            .inner()
-            .fetch_metadata(None, Duration::from_secs(10))
-            .context("listing topics")?;
-        let names: Vec<String> = metadata
-            .topics()
-            .iter()
-            .map(|t| t.name().to_string())
-            .filter(|n| n.starts_with(&self.prefix))
-            .collect();
-        if names.is_empty() {
-            return Ok(0);
-        }
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.admin
-            .delete_topics(&refs, &AdminOptions::new())
-            .await
-            .context("deleting topics")?;
-        Ok(names.len())
-    }
-
     /// The POSIX regular expression a consumer subscribes with: every
     /// event topic under the prefix, no dead-letter topic.
     pub fn subscription_pattern(prefix: &str) -> String {
