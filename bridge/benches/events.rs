@@ -115,7 +115,10 @@ fn main() {
             migrations: Some(root().join("migrations")),
             host: HostConfig {
                 variable_overrides: [
-                    ("database_url".to_string(), format!("{SERVER}/{DATABASE}")),
+                    (
+                        "database_url".to_string(),
+                        format!("{SERVER}/{DATABASE}?sslmode=disable"),
+                    ),
                     ("jwt_private_key".to_string(), keys.private_key.clone()),
                     ("jwt_public_key".to_string(), keys.public_key.clone()),
                     (

@@ -134,7 +134,7 @@ fn main() {
         .unwrap();
 
     let database = "spinmesh_bench";
-    let database_url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let database_url = format!("postgres://postgres@127.0.0.1:5432/{database}?sslmode=disable");
     let keys = JwtKeys::generate();
     let host = HostConfig {
         record_timings: true,

@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::database::Database;
 use crate::events::amqp::{AmqpConfig, AmqpConsumer, AmqpPublisher};
 use crate::events::dispatch::DispatchConfig;
 use crate::events::embedded::EmbeddedDispatcher;
@@ -177,16 +178,28 @@ pub fn event_wiring(
     Ok((subscriptions, Signer::new(secret)))
 }
 
-/// The resolved `database_url` application variable, if the app declares one.
+/// The database the `database_url` application variable names, reached
+/// with the host's TLS settings; `None` if the app declares no such
+/// variable. Resolves that variable alone, so commands that only need the
+/// database (`bridge migrate`) do not ask for the JWT keys.
 ///
 /// # Errors
-/// When a required variable is missing.
-pub fn database_url(manifest: &Manifest, host: &HostConfig) -> anyhow::Result<Option<String>> {
-    let vars = AppVariables::resolve(&manifest.doc, &host.variable_overrides, |k| {
-        std::env::var(k).ok()
-    })?;
-    Ok(vars.get("database_url").map(str::to_string))
+/// When the variable is required but unset, or not a valid connection
+/// string.
+pub fn database(manifest: &Manifest, host: &HostConfig) -> anyhow::Result<Option<Database>> {
+    let url = AppVariables::lookup(
+        &manifest.doc,
+        &host.variable_overrides,
+        |k| std::env::var(k).ok(),
+        DATABASE_URL,
+    )?;
+    url.map(|url| Database::new(&url, &host.pools.pg_tls))
+        .transpose()
+        .context("database_url")
 }
+
+/// The application variable naming the database.
+pub const DATABASE_URL: &str = "database_url";
 
 /// Migrates (when asked), loads the host and starts serving.
 ///
@@ -195,11 +208,13 @@ pub fn database_url(manifest: &Manifest, host: &HostConfig) -> anyhow::Result<Op
 pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
     let manifest = Manifest::load(&opts.manifest)?;
     ensure_dev_keys(&manifest, &mut opts.host);
+    let database = database(&manifest, &opts.host)?;
     if let Some(dir) = &opts.migrations {
-        let url = database_url(&manifest, &opts.host)?
+        let database = database
+            .as_ref()
             .context("migrations given but the app declares no database_url variable")?;
         let migrations = crate::migrate::read_dir(dir)?;
-        crate::migrate::run(&url, &migrations).await?;
+        crate::migrate::run(database, &migrations).await?;
     }
     let host_config = opts.host.clone();
     let for_host = manifest.clone();
@@ -209,23 +224,24 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
     let events = match opts.events {
         Some(config) => {
             let (subscriptions, signer) = event_wiring(&manifest, &host)?;
-            let database_url = host
-                .app_variable("database_url")
-                .unwrap_or_default()
-                .to_string();
-            (!subscriptions.is_empty()).then(|| {
-                let (tx, rx) = watch::channel(false);
-                let task = tokio::spawn(run_events(
-                    opts.broker,
-                    database_url,
-                    subscriptions,
-                    Invoker::Embedded(host.clone()),
-                    signer,
-                    config,
-                    rx,
-                ));
-                (tx, task)
-            })
+            if !subscriptions.is_empty() && database.is_none() {
+                anyhow::bail!("the app has subscriptions but no {DATABASE_URL} variable");
+            }
+            database
+                .filter(|_| !subscriptions.is_empty())
+                .map(|database| {
+                    let (tx, rx) = watch::channel(false);
+                    let task = tokio::spawn(run_events(
+                        opts.broker,
+                        database,
+                        subscriptions,
+                        Invoker::Embedded(host.clone()),
+                        signer,
+                        config,
+                        rx,
+                    ));
+                    (tx, task)
+                })
         }
         None => None,
     };
@@ -249,7 +265,7 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
 /// of it at once, as a crash would.
 pub async fn run_events(
     broker: BrokerConfig,
-    database_url: String,
+    database: Database,
     subscriptions: Vec<Subscription>,
     invoker: Invoker,
     signer: Signer,
@@ -259,7 +275,7 @@ pub async fn run_events(
     match broker {
         BrokerConfig::Embedded => {
             EmbeddedDispatcher {
-                database_url,
+                database,
                 subscriptions,
                 invoker,
                 signer,
@@ -281,7 +297,7 @@ pub async fn run_events(
                 consumers.spawn(consumer.run(shutdown.clone()));
             }
             let relay = OutboxRelay {
-                database_url,
+                database,
                 name: "relay:amqp".to_string(),
                 config,
             };
@@ -303,7 +319,7 @@ pub async fn run_events(
                 consumers.spawn(consumer.run(shutdown.clone()));
             }
             let relay = OutboxRelay {
-                database_url,
+                database,
                 name: "relay:kafka".to_string(),
                 config,
             };

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bridge::app::BrokerConfig;
 use bridge::app::{self, AppOptions};
+use bridge::database::PgTls;
 use bridge::events::amqp::AmqpConfig;
 use bridge::events::dispatch::DispatchConfig;
 use bridge::events::kafka::KafkaConfig;
-use bridge::host::HostConfig;
 use bridge::host::services::PoolConfig;
+use bridge::host::{HostConfig, PgCompat};
 use bridge::keys::JwtKeys;
 use bridge::manifest::Manifest;
 use clap::{Parser, Subcommand};
@@ -36,8 +37,9 @@ struct Cli {
 enum Cmd {
     /// Serve the application's HTTP routes (migrating first).
     Up(UpArgs),
-    /// Apply migrations/ to the database named by the `database_url` variable.
-    Migrate(ManifestArgs),
+    /// Apply migrations/ to the database named by the `database_url` variable
+    /// (the only variable it needs).
+    Migrate(MigrateArgs),
     /// Run the components' build commands, as `spin build` does.
     Build(ManifestArgs),
     /// Print a fresh Ed25519 key pair as SPIN_VARIABLE_* assignments.
@@ -45,6 +47,46 @@ enum Cmd {
     /// Deliver events from the outbox to functions served elsewhere
     /// (`spin up`, a Spin host), as signed HTTP requests.
     Relay(RelayArgs),
+    /// Drive a running deployment (`spin up`, SpinKube, `bridge up`) through
+    /// a fixed scenario over HTTP and report each step; exits non-zero on a
+    /// failed or slow step.
+    SpinCheck(SpinCheckArgs),
+}
+
+#[derive(clap::Args)]
+struct SpinCheckArgs {
+    /// Base URL of the deployment, e.g. http://127.0.0.1:3000.
+    url: String,
+    /// A step slower than this (in seconds) fails the check.
+    #[arg(long, default_value_t = 5.0)]
+    step_limit_secs: f64,
+}
+
+/// How the bridge's own Postgres connections (and the host's, for the
+/// functions) verify TLS.
+#[derive(clap::Args)]
+struct PostgresArgs {
+    /// PEM file of extra trusted root certificates for Postgres TLS, on top
+    /// of the system's (repeatable). TLS is used unless the URL says
+    /// `sslmode=disable`, and certificates are always verified, as in Spin.
+    #[arg(long = "pg-root-ca", env = "SPINMESH_PG_ROOT_CA")]
+    pg_root_ca: Vec<PathBuf>,
+}
+
+impl PostgresArgs {
+    fn tls(&self) -> anyhow::Result<PgTls> {
+        self.pg_root_ca
+            .iter()
+            .try_fold(PgTls::default(), |tls, path| tls.with_root_file(path))
+    }
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    manifest: ManifestArgs,
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 #[derive(clap::Args)]
@@ -64,6 +106,8 @@ struct RelayArgs {
     broker: BrokerArgs,
     #[command(flatten)]
     dispatch: DispatchArgs,
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 /// Delivery settings shared by `up` and `relay`.
@@ -140,10 +184,17 @@ struct UpArgs {
     /// Disable the compile cache.
     #[arg(long)]
     no_cache: bool,
+    /// How closely Postgres `query` reproduces released Spin: `strict`
+    /// fails loudly where Spin 4.0.0-4.0.2 would hang or report errors as
+    /// text; `lenient` behaves like a fixed Spin and logs a warning.
+    #[arg(long, value_enum, default_value_t = PgCompat::Lenient, env = "SPINMESH_SPIN_COMPAT")]
+    spin_compat: PgCompat,
     #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
     dispatch: DispatchArgs,
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 /// Event transport settings shared by `up` and `relay`.
@@ -254,11 +305,13 @@ async fn main() -> anyhow::Result<()> {
             bridge::build::build_all(&manifest, true)
         }
         Cmd::Migrate(args) => {
-            let manifest = Manifest::load(&args.manifest)?;
-            let url = app::database_url(&manifest, &HostConfig::default())?
+            let manifest = Manifest::load(&args.manifest.manifest)?;
+            let mut host = HostConfig::default();
+            host.pools.pg_tls = args.postgres.tls()?;
+            let database = app::database(&manifest, &host)?
                 .context("the app declares no database_url variable")?;
-            let migrations = bridge::migrate::read_dir(&args.migrations)?;
-            let applied = bridge::migrate::run(&url, &migrations).await?;
+            let migrations = bridge::migrate::read_dir(&args.manifest.migrations)?;
+            let applied = bridge::migrate::run(&database, &migrations).await?;
             println!(
                 "{} migration(s) applied, {} already up to date",
                 applied.len(),
@@ -268,6 +321,16 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Up(args) => up(args).await,
         Cmd::Relay(args) => relay(args).await,
+        Cmd::SpinCheck(args) => {
+            let limit = Duration::from_secs_f64(args.step_limit_secs);
+            let report = bridge::spin_check::run(&args.url, limit).await;
+            print!("{report}");
+            if report.passed() {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
     }
 }
 
@@ -281,17 +344,30 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         anyhow::bail!("`bridge relay` delivers events: choose embedded, amqp or kafka");
     }
     let manifest = Manifest::load(&args.manifest)?;
-    let vars = AppVariables::resolve(&manifest.doc, &Default::default(), |k| {
-        std::env::var(k).ok()
-    })?;
-    let database_url = vars
-        .get("database_url")
-        .context("the app declares no database_url variable")?
-        .to_string();
-    let secret = vars
-        .get(app::SIGNING_SECRET)
-        .filter(|s| !s.is_empty())
-        .context("set SPIN_VARIABLE_BRIDGE_SIGNING_SECRET to the value the Spin host uses")?;
+    let target = args.target.trim_end_matches('/');
+    http::Uri::try_from(target)
+        .ok()
+        .filter(|u| u.scheme().is_some() && u.authority().is_some())
+        .with_context(|| {
+            format!(
+                "--target {:?} is not an absolute http(s) URL such as http://127.0.0.1:3000",
+                args.target
+            )
+        })?;
+    let mut host = HostConfig::default();
+    host.pools.pg_tls = args.postgres.tls()?;
+    let database =
+        app::database(&manifest, &host)?.context("the app declares no database_url variable")?;
+    let secret = AppVariables::lookup(
+        &manifest.doc,
+        &host.variable_overrides,
+        |k| std::env::var(k).ok(),
+        app::SIGNING_SECRET,
+    )
+    .ok()
+    .flatten()
+    .filter(|s| !s.is_empty())
+    .context("set SPIN_VARIABLE_BRIDGE_SIGNING_SECRET to the value the Spin host uses")?;
     let subscriptions = subscription::from_manifest(&manifest)?;
     println!(
         "Relaying {} subscription(s) from the outbox to {} ({:?})",
@@ -302,10 +378,10 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let events = app::run_events(
         args.broker.config(),
-        database_url,
+        database,
         subscriptions,
-        Invoker::http(&args.target),
-        Signer::new(secret),
+        Invoker::http(target),
+        Signer::new(&secret),
         args.dispatch.config(),
         rx,
     );
@@ -336,6 +412,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         pools: PoolConfig {
             pg_max_connections: args.pg_pool_size,
             key_value_redis_url: args.kv_redis_url,
+            pg_tls: args.postgres.tls()?,
+            pg_compat: args.spin_compat,
             ..PoolConfig::default()
         },
         ..HostConfig::default()

@@ -10,9 +10,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
-use tokio_postgres::NoTls;
 
-use crate::host::outbound::redact;
+use crate::database::Database;
 
 /// Lock id for the migration advisory lock ("spinmig" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0073_7069_6e6d_6967;
@@ -54,11 +53,9 @@ pub fn read_dir(dir: &Path) -> anyhow::Result<Vec<Migration>> {
 /// # Errors
 /// When the server is unreachable, a migration fails (its transaction is
 /// rolled back), or an applied migration's file has changed.
-pub async fn run(database_url: &str, migrations: &[Migration]) -> anyhow::Result<Vec<String>> {
-    ensure_database(database_url).await?;
-    let (mut client, conn) = tokio_postgres::connect(database_url, NoTls)
-        .await
-        .with_context(|| format!("connecting to {}", redact(database_url)))?;
+pub async fn run(database: &Database, migrations: &[Migration]) -> anyhow::Result<Vec<String>> {
+    ensure_database(database).await?;
+    let (mut client, conn) = database.connect_raw().await?;
     let conn_task = tokio::spawn(conn);
 
     client
@@ -127,20 +124,13 @@ async fn apply_pending(
 
 /// Connects to the server's `postgres` database and creates the target
 /// database when it does not exist.
-async fn ensure_database(database_url: &str) -> anyhow::Result<()> {
-    let config: tokio_postgres::Config = database_url
-        .parse()
-        .with_context(|| format!("invalid database_url {}", redact(database_url)))?;
-    let name = config
+async fn ensure_database(database: &Database) -> anyhow::Result<()> {
+    let name = database
+        .config()
         .get_dbname()
         .context("database_url names no database")?
         .to_string();
-    let mut admin = config.clone();
-    admin.dbname("postgres");
-    let (client, conn) = admin
-        .connect(NoTls)
-        .await
-        .with_context(|| format!("connecting to Postgres at {}", redact(database_url)))?;
+    let (client, conn) = database.with_dbname("postgres").connect_raw().await?;
     let conn_task = tokio::spawn(conn);
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])

@@ -29,25 +29,42 @@ impl AppVariables {
         env: impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
         let mut values = HashMap::new();
-        for (name, decl) in &doc.variables {
-            check_name(name)?;
-            let value = overrides
-                .get(name)
-                .cloned()
-                .or_else(|| env(&env_key(name)))
-                .or_else(|| decl.default.clone());
-            match value {
-                Some(v) => {
-                    values.insert(name.clone(), v);
-                }
-                None if decl.required => bail!(
-                    "required variable {name:?} has no value: set {} (or pass it to the host)",
-                    env_key(name)
-                ),
-                None => {}
+        for name in doc.variables.keys() {
+            if let Some(v) = Self::lookup(doc, overrides, &env, name)? {
+                values.insert(name.clone(), v);
             }
         }
         Ok(Self { values })
+    }
+
+    /// Resolves one application variable, for a command that needs only
+    /// that one (`bridge migrate` needs `database_url`, not the JWT keys).
+    /// `None` when the app does not declare it or it has no value.
+    ///
+    /// # Errors
+    /// When the variable is required and has no value.
+    pub fn lookup(
+        doc: &ManifestDoc,
+        overrides: &BTreeMap<String, String>,
+        env: impl Fn(&str) -> Option<String>,
+        name: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let Some(decl) = doc.variables.get(name) else {
+            return Ok(None);
+        };
+        check_name(name)?;
+        let value = overrides
+            .get(name)
+            .cloned()
+            .or_else(|| env(&env_key(name)))
+            .or_else(|| decl.default.clone());
+        match value {
+            None if decl.required => bail!(
+                "required variable {name:?} has no value: set {} (or pass it to the host)",
+                env_key(name)
+            ),
+            value => Ok(value),
+        }
     }
 
     /// The value of an application variable, if it has one.
@@ -167,5 +184,24 @@ mod tests {
         let vars = AppVariables::resolve(&doc, &overrides, env).unwrap();
         assert_eq!(vars.get("a"), Some("from-env"));
         assert_eq!(vars.get("b"), Some("given"));
+    }
+
+    #[test]
+    fn one_variable_resolves_without_the_others() {
+        let doc: ManifestDoc = toml::from_str(
+            "spin_manifest_version = 2\n[application]\nname='x'\n[variables]\na={default='d'}\nb={required=true}\n",
+        )
+        .unwrap();
+        let none = |_: &str| None;
+        let overrides = BTreeMap::new();
+        assert_eq!(
+            AppVariables::lookup(&doc, &overrides, none, "a").unwrap(),
+            Some("d".to_string())
+        );
+        assert_eq!(
+            AppVariables::lookup(&doc, &overrides, none, "zz").unwrap(),
+            None
+        );
+        assert!(AppVariables::lookup(&doc, &overrides, none, "b").is_err());
     }
 }

@@ -1,9 +1,25 @@
 //! `bridge migrate` against the real Postgres: creates the database,
 //! applies each file once, refuses edited history.
 
+use bridge::database::Database;
 use bridge::migrate::{self, Migration};
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+fn database(name: &str) -> Database {
+    Database::new(&url(name), &Default::default()).unwrap()
+}
+
+fn url(name: &str) -> String {
+    format!("{SERVER}/{name}?sslmode=disable")
+}
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("..")
+}
 
 async fn drop_database(name: &str) {
     let (client, conn) =
@@ -20,7 +36,7 @@ async fn drop_database(name: &str) {
 #[tokio::test]
 async fn migrations_create_the_database_apply_once_and_refuse_edits() {
     let name = format!("spinmesh_migrate_{}", uuid::Uuid::new_v4().simple());
-    let url = format!("{SERVER}/{name}");
+    let db = database(&name);
     let mut migrations = vec![
         Migration {
             name: "0001_a.sql".into(),
@@ -32,13 +48,13 @@ async fn migrations_create_the_database_apply_once_and_refuse_edits() {
         },
     ];
 
-    let first = migrate::run(&url, &migrations).await.unwrap();
+    let first = migrate::run(&db, &migrations).await.unwrap();
     assert_eq!(first, vec!["0001_a.sql", "0002_b.sql"]);
-    let again = migrate::run(&url, &migrations).await.unwrap();
+    let again = migrate::run(&db, &migrations).await.unwrap();
     assert!(again.is_empty(), "nothing applied twice: {again:?}");
 
     migrations[0].sql = "CREATE TABLE a (id bigint);".into();
-    let err = migrate::run(&url, &migrations)
+    let err = migrate::run(&db, &migrations)
         .await
         .unwrap_err()
         .to_string();
@@ -50,17 +66,14 @@ async fn migrations_create_the_database_apply_once_and_refuse_edits() {
 #[tokio::test]
 async fn a_failing_migration_is_rolled_back_whole() {
     let name = format!("spinmesh_migrate_{}", uuid::Uuid::new_v4().simple());
-    let url = format!("{SERVER}/{name}");
+    let db = database(&name);
     let migrations = vec![Migration {
         name: "0001_broken.sql".into(),
         sql: "CREATE TABLE half (id int); SELECT * FROM no_such_table;".into(),
     }];
-    assert!(migrate::run(&url, &migrations).await.is_err());
+    assert!(migrate::run(&db, &migrations).await.is_err());
 
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = db.connect().await.unwrap();
     let half = client
         .query_opt("SELECT 1 FROM pg_tables WHERE tablename = 'half'", &[])
         .await
@@ -76,16 +89,36 @@ async fn a_failing_migration_is_rolled_back_whole() {
     drop_database(&name).await;
 }
 
-#[test]
-fn project_migrations_are_read_in_order() {
-    let dir = std::path::PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../migrations");
-    let found = migrate::read_dir(&dir).unwrap();
-    assert!(!found.is_empty());
-    let names: Vec<&str> = found.iter().map(|m| m.name.as_str()).collect();
-    let mut sorted = names.clone();
-    sorted.sort();
-    assert_eq!(names, sorted);
+/// `bridge migrate` as a user runs it, before any key exists: the JWT keys
+/// and the signing secret are required variables of the app, but migrating
+/// needs only `database_url`.
+#[tokio::test]
+async fn bridge_migrate_needs_only_the_database_url() {
+    let name = format!("spinmesh_migrate_{}", uuid::Uuid::new_v4().simple());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .current_dir(root())
+        .args(["migrate", "-f", "spin.toml", "--migrations", "migrations"])
+        .env("SPIN_VARIABLE_DATABASE_URL", url(&name))
+        .env_remove("SPIN_VARIABLE_JWT_PRIVATE_KEY")
+        .env_remove("SPIN_VARIABLE_JWT_PUBLIC_KEY")
+        .env_remove("SPIN_VARIABLE_BRIDGE_SIGNING_SECRET")
+        .output()
+        .expect("the bridge binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "migrate failed: {stdout}\n{stderr}");
+    let project = migrate::read_dir(&root().join("migrations")).unwrap();
+    assert!(
+        stdout.contains(&format!("{} migration(s) applied", project.len())),
+        "{stdout}"
+    );
+    let client = database(&name).connect().await.unwrap();
+    let applied: i64 = client
+        .query_one("SELECT count(*) FROM _spinmesh_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, project.len() as i64);
+    drop(client);
+    drop_database(&name).await;
 }

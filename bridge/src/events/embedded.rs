@@ -24,11 +24,12 @@ use super::event::{OutboxEvent, Signer};
 use super::invoke::Invoker;
 use super::outbox::{self, BatchHandler};
 use super::subscription::Subscription;
+use crate::database::Database;
 
 /// Dispatches every subscription from the outbox.
 pub struct EmbeddedDispatcher {
     /// Where the outbox lives.
-    pub database_url: String,
+    pub database: Database,
     /// What to dispatch.
     pub subscriptions: Vec<Subscription>,
     /// Where to deliver.
@@ -51,7 +52,7 @@ impl EmbeddedDispatcher {
             let (me, wake, shutdown) = (me.clone(), wake.clone(), shutdown.clone());
             tasks.push(tokio::spawn(async move {
                 let config = me.config.clone();
-                outbox::listen(&me.database_url, wake, shutdown, |n| backoff(&config, n)).await;
+                outbox::listen(&me.database, wake, shutdown, |n| backoff(&config, n)).await;
             }));
         }
         for sub in me.subscriptions.clone() {
@@ -96,7 +97,7 @@ impl EmbeddedDispatcher {
             sub,
         };
         outbox::consume(
-            &self.database_url,
+            &self.database,
             &sub.name,
             batching,
             wake,

@@ -15,10 +15,11 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use tokio::sync::{Notify, watch};
-use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
+use tokio_postgres::{AsyncMessage, Client, Statement};
+
+use crate::database::Database;
 
 use super::event::OutboxEvent;
-use crate::host::outbound::redact;
 
 /// The channel the outbox trigger notifies.
 pub const OUTBOX_CHANNEL: &str = "spinmesh_outbox";
@@ -43,13 +44,11 @@ impl OutboxCursor {
     /// # Errors
     /// When the database cannot be reached or queried.
     pub async fn open(
-        database_url: &str,
+        database: &Database,
         name: &str,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<Option<Self>> {
-        let (client, conn) = tokio_postgres::connect(database_url, NoTls)
-            .await
-            .with_context(|| format!("connecting to {}", redact(database_url)))?;
+        let (client, conn) = database.connect_raw().await?;
         let connection = AbortOnDrop(tokio::spawn(async move {
             let _ = conn.await;
         }));
@@ -183,14 +182,14 @@ pub trait BatchHandler: Sync {
 /// # Errors
 /// When the database or the handler fails.
 pub async fn consume(
-    database_url: &str,
+    database: &Database,
     name: &str,
     (limit, poll): (i64, Duration),
     wake: &Notify,
     mut shutdown: watch::Receiver<bool>,
     handler: &impl BatchHandler,
 ) -> anyhow::Result<()> {
-    let Some(mut cursor) = OutboxCursor::open(database_url, name, &mut shutdown).await? else {
+    let Some(mut cursor) = OutboxCursor::open(database, name, &mut shutdown).await? else {
         return Ok(());
     };
     while let Some(events) = cursor.next_batch(limit, wake, poll, &mut shutdown).await? {
@@ -220,7 +219,7 @@ fn row_to_event(r: &tokio_postgres::Row) -> OutboxEvent {
 /// LISTENs for outbox inserts and wakes every waiting reader, reconnecting
 /// with `backoff` until `shutdown`. Readers poll meanwhile.
 pub async fn listen(
-    database_url: &str,
+    database: &Database,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
     backoff: impl Fn(u32) -> Duration,
@@ -228,9 +227,7 @@ pub async fn listen(
     let mut failures = 0;
     while !*shutdown.borrow() {
         let result = async {
-            let (client, mut conn) = tokio_postgres::connect(database_url, NoTls)
-                .await
-                .with_context(|| format!("connecting to {}", redact(database_url)))?;
+            let (client, mut conn) = database.connect_raw().await?;
             let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
             let sql = format!("LISTEN {OUTBOX_CHANNEL}");
             let listen = client.batch_execute(&sql);

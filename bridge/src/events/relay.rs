@@ -11,6 +11,7 @@ use tokio_postgres::Client;
 use super::dispatch::{DispatchConfig, backoff};
 use super::event::OutboxEvent;
 use super::outbox::{self, BatchHandler};
+use crate::database::Database;
 
 /// A broker the relay publishes to.
 pub trait Publish: Send + Sync {
@@ -22,7 +23,7 @@ pub trait Publish: Send + Sync {
 /// Relays the outbox to one broker.
 pub struct OutboxRelay {
     /// Where the outbox lives.
-    pub database_url: String,
+    pub database: Database,
     /// The relay's cursor and lock name, e.g. `relay:amqp`.
     pub name: String,
     /// Batch size, poll interval, reconnect backoff.
@@ -41,14 +42,14 @@ impl OutboxRelay {
     {
         let wake = Arc::new(Notify::new());
         let listener = {
-            let (url, wake, shutdown, config) = (
-                self.database_url.clone(),
+            let (database, wake, shutdown, config) = (
+                self.database.clone(),
                 wake.clone(),
                 shutdown.clone(),
                 self.config.clone(),
             );
             tokio::spawn(async move {
-                outbox::listen(&url, wake, shutdown, |n| backoff(&config, n)).await
+                outbox::listen(&database, wake, shutdown, |n| backoff(&config, n)).await
             })
         };
         let mut failures = 0;
@@ -78,7 +79,7 @@ impl OutboxRelay {
         let batching = (self.config.batch_size, self.config.poll_interval);
         let handler = PublishBatches(publisher);
         outbox::consume(
-            &self.database_url,
+            &self.database,
             &self.name,
             batching,
             wake,

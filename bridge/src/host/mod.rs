@@ -40,6 +40,7 @@ use crate::manifest::{Manifest, RouteDecl};
 use crate::variables::{AppVariables, component_variables};
 use outbound::OutboundPolicy;
 use outbound_http::OutboundHttp;
+pub use postgres::PgCompat;
 use router::Router;
 use services::{PoolConfig, Services};
 pub use state::{ComponentContext, InstanceState};
@@ -194,7 +195,7 @@ impl Host {
             engine,
             components,
             router,
-            services: Services::new(config.pools.clone()),
+            services: Services::new(config.pools.clone())?,
             permits: Arc::new(Semaphore::new(config.max_concurrency.max(1))),
             timings: Arc::default(),
             app_name: doc.application.name.clone(),

@@ -11,6 +11,8 @@
 
 use std::error::Error as StdError;
 
+use futures::StreamExt;
+
 use bytes::BytesMut;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use rust_decimal::Decimal;
@@ -23,6 +25,62 @@ use super::bindings::spin::postgres::postgres::{
     self as pg, Column, DbDataType, DbError, DbValue, Error, ParameterValue, QueryError, RowSet,
 };
 use super::outbound::redact;
+
+/// How faithfully the host reproduces the released Spin's Postgres quirks.
+///
+/// Spin 4.0.0–4.0.2 hang forever in `query` when a statement yields no
+/// rows (spinframework/spin#3671), and every released Spin reports an
+/// error raised while rows stream back (a unique violation from `INSERT
+/// ... RETURNING`) as `query-error::text` holding the debug text of the
+/// error instead of the structured `db-error`. A function that passes its
+/// tests here must not hang or misread errors there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PgCompat {
+    /// Fail loudly where Spin 4.0.x would misbehave: a `query` yielding
+    /// zero rows traps (the client gets a 500, the log names the
+    /// statement), and streaming errors arrive in the text form Spin 4.0.x
+    /// sends. What the test suite runs with.
+    Strict,
+    /// Behave like a fixed Spin: empty results are returned (with a
+    /// warning in the log) and errors stay structured.
+    #[default]
+    Lenient,
+}
+
+impl PgCompat {
+    /// The error a guest sees for a failure raised while rows streamed.
+    fn streaming_error(self, err: Error) -> Error {
+        match self {
+            // Spin 4.0.x: `QueryError::Text(format!("{e:?}"))` of an anyhow
+            // error wrapping its structured error, whose Display is its
+            // Debug (wasmtime's bindgen).
+            Self::Strict => Error::QueryFailed(QueryError::Text(format!("{err:?}"))),
+            Self::Lenient => err,
+        }
+    }
+
+    /// What happens when `statement` yielded no rows.
+    ///
+    /// # Errors
+    /// In strict mode, the trap that ends the instance.
+    fn no_rows(self, component: &str, statement: &str) -> wasmtime::Result<()> {
+        match self {
+            Self::Strict => Err(wasmtime::Error::msg(format!(
+                "strict Spin compatibility: component {component} ran a `query` that returned \
+                 no rows, which never returns on Spin 4.0.0-4.0.2 (spinframework/spin#3671): \
+                 {statement:?}; make the statement always yield a row (kit::db::Statement)"
+            ))),
+            Self::Lenient => {
+                tracing::warn!(
+                    component,
+                    statement,
+                    "a Postgres query returned no rows; on Spin 4.0.0-4.0.2 this request would hang"
+                );
+                Ok(())
+            }
+        }
+    }
+}
 
 /// A guest's open connection: a client checked out of the pool for the
 /// instance's lifetime, returned when the guest drops the resource.
@@ -57,29 +115,30 @@ impl pg::HostConnection for InstanceState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
+        let compat = self.services.config.pg_compat;
         let conn = self.table.get(&conn)?;
         let (stmt, params) = match prepare(conn, &statement, params).await {
             Ok(prepared) => prepared,
             Err(e) => return Ok(Err(e)),
         };
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let rows = match conn.client.query(&stmt, &refs).await {
-            Ok(rows) => rows,
+        // Errors until the server has bound the statement come back
+        // structured, as in Spin; errors while rows stream back are the
+        // ones Spin reports as text.
+        let stream = match conn.client.query_raw(&stmt, params.iter()).await {
+            Ok(stream) => stream,
             Err(e) => return Ok(Err(query_failed(&e))),
         };
-        let columns = stmt
-            .columns()
-            .iter()
-            .map(|c| Column {
-                name: c.name().to_string(),
-                data_type: data_type(c.type_()),
-            })
-            .collect();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
+        futures::pin_mut!(stream);
+        let mut out = Vec::new();
+        let mut buffered = 0usize;
+        while let Some(row) = stream.next().await {
+            let row = match row {
+                Ok(row) => row,
+                Err(e) => return Ok(Err(compat.streaming_error(query_failed(&e)))),
+            };
             let mut values = Vec::with_capacity(row.len());
             for (i, col) in row.columns().iter().enumerate() {
-                match db_value(row, i, col.type_()) {
+                match db_value(&row, i, col.type_()) {
                     Ok(v) => values.push(v),
                     Err(e) => {
                         return Ok(Err(Error::ValueConversionFailed(format!(
@@ -89,8 +148,25 @@ impl pg::HostConnection for InstanceState {
                     }
                 }
             }
+            buffered += row_size(&values);
+            if buffered > MAX_BUFFERED_BYTES {
+                return Ok(Err(Error::QueryFailed(QueryError::Text(format!(
+                    "query result exceeds limit of {MAX_BUFFERED_BYTES} bytes"
+                )))));
+            }
             out.push(values);
         }
+        if out.is_empty() {
+            compat.no_rows(&self.component.id, &statement)?;
+        }
+        let columns = stmt
+            .columns()
+            .iter()
+            .map(|c| Column {
+                name: c.name().to_string(),
+                data_type: data_type(c.type_()),
+            })
+            .collect();
         Ok(Ok(RowSet { columns, rows: out }))
     }
 
@@ -140,29 +216,64 @@ async fn prepare(
     Ok((stmt, params))
 }
 
+/// The most result bytes the host buffers for one query, as in Spin
+/// (`MAX_HOST_BUFFERED_BYTES`): a runaway `SELECT` fails instead of
+/// growing the host's memory outside the instance's limits.
+const MAX_BUFFERED_BYTES: usize = 128 << 20;
+
+/// Roughly what a converted row occupies.
+fn row_size(values: &[DbValue]) -> usize {
+    values
+        .iter()
+        .map(|v| {
+            std::mem::size_of::<DbValue>()
+                + match v {
+                    DbValue::Str(s) | DbValue::Decimal(s) | DbValue::Uuid(s) => s.len(),
+                    DbValue::Binary(b) | DbValue::Jsonb(b) | DbValue::Unsupported(b) => b.len(),
+                    DbValue::ArrayStr(a) => {
+                        a.iter().map(|s| s.as_ref().map_or(0, String::len)).sum()
+                    }
+                    DbValue::ArrayDecimal(a) => {
+                        a.iter().map(|s| s.as_ref().map_or(0, String::len)).sum()
+                    }
+                    DbValue::ArrayInt32(a) => a.len() * 8,
+                    DbValue::ArrayInt64(a) => a.len() * 16,
+                    _ => 0,
+                }
+        })
+        .sum()
+}
+
+/// A Postgres failure as Spin reports it: the database's fields when the
+/// server sent an error (with `as-text` and `extras` filled as Spin fills
+/// them, so a guest parsing them sees the same), else the client error's
+/// debug text.
 fn query_failed(err: &tokio_postgres::Error) -> Error {
+    let flattened = format!("{err:?}");
     match err.as_db_error() {
         Some(db) => Error::QueryFailed(QueryError::DbError(DbError {
-            as_text: db.to_string(),
+            as_text: flattened,
             severity: db.severity().to_string(),
             code: db.code().code().to_string(),
             message: db.message().to_string(),
             detail: db.detail().map(str::to_string),
             extras: [
-                ("constraint", db.constraint()),
-                ("table", db.table()),
-                ("column", db.column()),
-                ("hint", db.hint()),
+                ("column", db.column().map(str::to_string)),
+                ("constraint", db.constraint().map(str::to_string)),
+                ("routine", db.routine().map(str::to_string)),
+                ("hint", db.hint().map(str::to_string)),
+                ("table", db.table().map(str::to_string)),
+                ("datatype", db.datatype().map(str::to_string)),
+                ("schema", db.schema().map(str::to_string)),
+                ("file", db.file().map(str::to_string)),
+                ("line", db.line().map(|l| l.to_string())),
+                ("where_", db.where_().map(str::to_string)),
             ]
             .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v.to_string())))
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
             .collect(),
         })),
-        None if err.is_closed() => Error::ConnectionFailed(err.to_string()),
-        None => Error::QueryFailed(QueryError::Text(
-            err.source()
-                .map_or_else(|| err.to_string(), |s| format!("{err}: {s}")),
-        )),
+        None => Error::QueryFailed(QueryError::Text(flattened)),
     }
 }
 

@@ -11,9 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use postgres_native_tls::MakeTlsConnector;
 use tokio::sync::Mutex;
 
-/// Sizes and timeouts of the host's connection pools.
+use super::postgres::PgCompat;
+use crate::database::PgTls;
+
+/// Sizes, timeouts and behaviour of the host's connections.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// Maximum Postgres connections per address.
@@ -22,6 +26,10 @@ pub struct PoolConfig {
     pub acquire_timeout: Duration,
     /// Redis URL backing Spin key-value stores.
     pub key_value_redis_url: String,
+    /// Trusted roots for Postgres TLS beyond the system's.
+    pub pg_tls: PgTls,
+    /// How closely `query` reproduces released Spin's quirks.
+    pub pg_compat: PgCompat,
 }
 
 impl Default for PoolConfig {
@@ -30,6 +38,8 @@ impl Default for PoolConfig {
             pg_max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
             key_value_redis_url: "redis://127.0.0.1:6379".to_string(),
+            pg_tls: PgTls::default(),
+            pg_compat: PgCompat::default(),
         }
     }
 }
@@ -37,18 +47,23 @@ impl Default for PoolConfig {
 /// The host's shared connections.
 pub struct Services {
     pub(crate) config: PoolConfig,
+    pg_tls: MakeTlsConnector,
     pg: Mutex<HashMap<String, deadpool_postgres::Pool>>,
     redis: Mutex<HashMap<String, redis::aio::ConnectionManager>>,
 }
 
 impl Services {
     /// Empty pools; nothing connects until a guest asks.
-    pub fn new(config: PoolConfig) -> Arc<Self> {
-        Arc::new(Self {
+    ///
+    /// # Errors
+    /// When the TLS library cannot be initialised.
+    pub fn new(config: PoolConfig) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            pg_tls: config.pg_tls.connector()?,
             config,
             pg: Mutex::default(),
             redis: Mutex::default(),
-        })
+        }))
     }
 
     /// A pooled Postgres client for `address`.
@@ -62,12 +77,11 @@ impl Services {
             match pools.get(address) {
                 Some(pool) => pool.clone(),
                 None => {
-                    let pg_config: tokio_postgres::Config = address
-                        .parse()
-                        .context("invalid Postgres connection string")?;
+                    let pg_config = crate::database::parse_url(address)?;
+                    // TLS unless the URL disables it, verified, as in Spin.
                     let manager = deadpool_postgres::Manager::from_config(
                         pg_config,
-                        tokio_postgres::NoTls,
+                        self.pg_tls.clone(),
                         deadpool_postgres::ManagerConfig {
                             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
                         },
@@ -84,7 +98,11 @@ impl Services {
                 }
             }
         };
-        let client = pool.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let client = pool
+            .get()
+            .await
+            .map_err(anyhow::Error::new)
+            .context("no Postgres connection")?;
         Ok(client)
     }
 

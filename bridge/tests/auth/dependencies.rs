@@ -2,14 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{Options, PG_SERVER, TestApp};
+use crate::common::{Options, TestApp, database_url};
 
 #[tokio::test]
 async fn database_unreachable_is_503() {
-    let missing = format!(
-        "{PG_SERVER}/spinmesh_missing_{}",
+    let missing = database_url(&format!(
+        "spinmesh_missing_{}",
         uuid::Uuid::new_v4().simple()
-    );
+    ));
     let app = TestApp::spawn_with(Options {
         migrate: false,
         extra_vars: BTreeMap::from([("database_url".to_string(), missing)]),

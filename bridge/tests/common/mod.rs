@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bridge::app::{self, AppOptions, RunningApp};
-use bridge::host::HostConfig;
+use bridge::host::services::PoolConfig;
+use bridge::host::{HostConfig, PgCompat};
 use bridge::keys::JwtKeys;
 use serde_json::{Value, json};
 
@@ -38,6 +39,62 @@ pub fn init_logs() {
     }
 }
 
+/// Percent-encodes `s` for a query string.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The bridge's log lines, captured for assertions about what it logged.
+/// Each nextest test runs in its own process, so the global subscriber
+/// this installs is the test's own.
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Installs the capture; `None` if a subscriber was installed already.
+    pub fn capture() -> Option<Self> {
+        let logs = Self::default();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .try_init()
+            .ok()?;
+        Some(logs)
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
 /// A running application on its own database.
 pub struct TestApp {
     pub running: Option<RunningApp>,
@@ -50,6 +107,19 @@ pub struct TestApp {
 
 pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
+/// The `database_url` of a test database on the local server. The local
+/// server's TLS certificate is self-signed, so without `sslmode=disable`
+/// the host (like Spin) refuses it.
+pub fn database_url(database: &str) -> String {
+    format!("{PG_SERVER}/{database}?sslmode=disable")
+}
+
+/// The test's database, as the bridge's own code takes it.
+pub fn database(database: &str) -> bridge::database::Database {
+    bridge::database::Database::new(&database_url(database), &Default::default())
+        .expect("a valid database URL")
+}
+
 pub struct Options {
     pub manifest: PathBuf,
     pub migrate: bool,
@@ -58,6 +128,9 @@ pub struct Options {
     pub extra_vars: BTreeMap<String, String>,
     pub events: Option<bridge::events::dispatch::DispatchConfig>,
     pub broker: bridge::app::BrokerConfig,
+    /// Strict by default: the suite fails where Spin 4.0.x would misbehave.
+    pub pg_compat: PgCompat,
+    pub pg_tls: bridge::database::PgTls,
 }
 
 impl Default for Options {
@@ -70,6 +143,8 @@ impl Default for Options {
             extra_vars: BTreeMap::new(),
             events: None,
             broker: Default::default(),
+            pg_compat: PgCompat::Strict,
+            pg_tls: Default::default(),
         }
     }
 }
@@ -85,10 +160,7 @@ impl TestApp {
         let database = format!("spinmesh_test_{}", uuid::Uuid::new_v4().simple());
         let keys = JwtKeys::generate();
         let mut vars = BTreeMap::from([
-            (
-                "database_url".to_string(),
-                format!("{PG_SERVER}/{database}"),
-            ),
+            ("database_url".to_string(), database_url(&database)),
             ("jwt_private_key".to_string(), keys.private_key.clone()),
             ("jwt_public_key".to_string(), keys.public_key.clone()),
         ]);
@@ -98,6 +170,11 @@ impl TestApp {
             max_memory_bytes: opts.max_memory_bytes,
             max_concurrency: 32,
             variable_overrides: vars,
+            pools: PoolConfig {
+                pg_compat: opts.pg_compat,
+                pg_tls: opts.pg_tls,
+                ..PoolConfig::default()
+            },
             ..HostConfig::default()
         };
         let running = app::start(AppOptions {

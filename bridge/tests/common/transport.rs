@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
-use super::{PG_SERVER, TestApp};
+use super::TestApp;
 
 /// How events get from the outbox to the functions in a test.
 pub enum Transport {
@@ -90,7 +90,7 @@ impl Transport {
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(run_events(
             self.broker(),
-            format!("{PG_SERVER}/{}", app.database),
+            super::database(&app.database),
             subscriptions,
             invoker,
             signer.unwrap_or(own_signer),

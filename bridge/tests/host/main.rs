@@ -11,23 +11,107 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{Options, TestApp, root};
+use bridge::host::PgCompat;
+use common::{Logs, Options, TestApp, root, urlencode};
 
 async fn probe() -> TestApp {
     probe_with(Duration::from_secs(30)).await
 }
 
 async fn probe_with(timeout: Duration) -> TestApp {
+    probe_opts(Options {
+        request_timeout: timeout,
+        ..Options::default()
+    })
+    .await
+}
+
+/// The probe app with `opts` (its manifest, variables and limits filled in).
+async fn probe_opts(opts: Options) -> TestApp {
     TestApp::spawn_with(Options {
         manifest: root().join("bridge/tests/probe/spin.toml"),
         migrate: false,
-        request_timeout: timeout,
         max_memory_bytes: 64 << 20,
         extra_vars: BTreeMap::from([("secret_token".to_string(), "s3cret".to_string())]),
-        events: None,
-        broker: Default::default(),
+        ..opts
     })
     .await
+}
+
+/// Runs `sql` through the probe's raw `query` on the local server.
+async fn probe_query(app: &TestApp, sql: &str) -> common::Reply {
+    let url = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
+    app.get(
+        &format!("/probe/pg?url={}&sql={}", urlencode(url), urlencode(sql)),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn strict_mode_traps_a_query_that_returns_no_rows() {
+    let logs = Logs::capture().expect("the test's own log capture");
+    let app = probe().await;
+    let one = probe_query(&app, "SELECT 1").await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert_eq!(one.json()["rows"], 1);
+
+    let none = probe_query(&app, "SELECT 1 WHERE false").await;
+    none.assert_problem(500, "zero rows under strict Spin compatibility");
+    let logged = logs.text();
+    assert!(
+        logged.contains("SELECT 1 WHERE false") && logged.contains("spinframework/spin#3671"),
+        "the trap names the statement and the Spin issue: {logged}"
+    );
+}
+
+#[tokio::test]
+async fn lenient_mode_returns_an_empty_result_and_warns() {
+    let logs = Logs::capture().expect("the test's own log capture");
+    let app = probe_opts(Options {
+        pg_compat: PgCompat::Lenient,
+        ..Options::default()
+    })
+    .await;
+    let none = probe_query(&app, "SELECT 1 WHERE false").await;
+    assert_eq!(none.status, 200, "{}", none.text);
+    assert_eq!(none.json()["rows"], 0);
+    assert!(
+        logs.text().contains("would hang"),
+        "a warning says what Spin 4.0.x would do: {}",
+        logs.text()
+    );
+}
+
+#[tokio::test]
+async fn errors_raised_while_rows_stream_arrive_as_text_in_strict_mode() {
+    // Division by zero fails in execution, after the statement is bound:
+    // the point where Spin switches to the text form.
+    let strict = probe().await;
+    let r = probe_query(&strict, "SELECT 1 / (g - 2) FROM generate_series(1, 3) g").await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    let body = r.json();
+    assert_eq!(body["form"], "text", "{body}");
+    let text = body["code"].as_str().unwrap();
+    assert!(
+        text.starts_with("Error::QueryFailed(QueryError::DbError(DbError {")
+            && text.contains("code: \"22012\""),
+        "Spin 4.0.x's text form: {text}"
+    );
+
+    // Errors before any row stays structured, as in Spin.
+    let r = probe_query(&strict, "SELEC 1").await;
+    assert_eq!(r.json()["form"], "db-error", "{}", r.text);
+    assert_eq!(r.json()["code"], "42601", "{}", r.text);
+
+    let lenient = probe_opts(Options {
+        pg_compat: PgCompat::Lenient,
+        ..Options::default()
+    })
+    .await;
+    let r = probe_query(&lenient, "SELECT 1 / (g - 2) FROM generate_series(1, 3) g").await;
+    assert_eq!(r.json()["form"], "db-error", "{}", r.text);
+    assert_eq!(r.json()["code"], "22012", "{}", r.text);
 }
 
 fn header(echo: &Value, name: &str) -> String {
@@ -166,7 +250,7 @@ async fn postgres_is_limited_to_allowed_hosts() {
         .get(
             &format!(
                 "/probe/pg?url={}",
-                urlencode("postgres://postgres@127.0.0.1:5432/postgres")
+                urlencode("postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
             ),
             None,
         )
@@ -176,7 +260,7 @@ async fn postgres_is_limited_to_allowed_hosts() {
         .get(
             &format!(
                 "/probe/pg?url={}",
-                urlencode("postgres://postgres@localhost:5432/postgres")
+                urlencode("postgres://postgres@localhost:5432/postgres?sslmode=disable")
             ),
             None,
         )
@@ -195,17 +279,6 @@ async fn unknown_route_is_404_problem_json() {
     app.get("/definitely/not/here", None)
         .await
         .assert_problem(404, "no route");
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Interfaces real Spin 3.x provides; anything else makes `spin up` refuse

@@ -12,34 +12,46 @@
 use std::collections::BTreeMap;
 
 use kit::ApiError;
-use kit::db::{self, Connection, ParameterValue};
+use kit::db::{self, Connection, Doing as _, ParameterValue, Row, Statement};
 use kit::idempotency::{CLAIMED, Claim};
 
 use crate::tracked::Tracked;
 
-/// The counter CTEs and final `SELECT` that follow a `recorded AS (...)`
-/// CTE returning `user_id, action`. Selects the new total (NULL if the
-/// statement recorded nothing) and how many events it recorded.
-const COUNT_RECORDED: &str = "\
-    by_action AS (
+/// The counter CTEs that follow a `recorded AS (...)` CTE returning
+/// `user_id, action`.
+const COUNTERS: [&str; 3] = [
+    "by_action AS (
         INSERT INTO analytics_action_counts (action, shard, count)
         SELECT action, 1 + pg_backend_pid() % 16, count(*) FROM recorded GROUP BY action
         ON CONFLICT (action, shard)
-        DO UPDATE SET count = analytics_action_counts.count + EXCLUDED.count),
-    by_user AS (
+        DO UPDATE SET count = analytics_action_counts.count + EXCLUDED.count)",
+    "by_user AS (
         INSERT INTO analytics_user_action_counts (user_id, action, shard, count)
         SELECT user_id, action, 1 + pg_backend_pid() % 16, count(*)
           FROM recorded GROUP BY user_id, action
         ON CONFLICT (user_id, action, shard)
-        DO UPDATE SET count = analytics_user_action_counts.count + EXCLUDED.count),
-    total AS (
+        DO UPDATE SET count = analytics_user_action_counts.count + EXCLUDED.count)",
+    "total AS (
         UPDATE analytics_totals SET count = count + (SELECT count(*) FROM recorded)
         WHERE id = 1 + pg_backend_pid() % 16 AND EXISTS (SELECT 1 FROM recorded)
-        RETURNING count)
+        RETURNING count)",
+];
+
+/// Selects the new total (NULL if the statement recorded nothing) and how
+/// many events it recorded.
+const COUNT_RECORDED: &str = "\
     SELECT CASE WHEN EXISTS (SELECT 1 FROM total)
                 THEN (SELECT sum(count) FROM analytics_totals)::bigint
                      + (SELECT count(*) FROM recorded) END,
            (SELECT count(*) FROM recorded)";
+
+/// The statement recording what `ctes` (ending with `recorded`) insert and
+/// counting it.
+fn recording(ctes: &[&str]) -> Statement {
+    ctes.iter()
+        .chain(COUNTERS.iter())
+        .fold(Statement::new(COUNT_RECORDED), |s, cte| s.with(*cte))
+}
 
 /// `user_id`, `action`, `occurred_at` as parameters.
 fn event_params(event: &Tracked) -> [ParameterValue; 3] {
@@ -56,17 +68,14 @@ fn event_params(event: &Tracked) -> [ParameterValue; 3] {
 ///
 /// 503/500 on database failure.
 pub fn record(conn: &Connection, event: &Tracked) -> Result<i64, ApiError> {
-    let sql = format!(
-        "WITH recorded AS (
+    let sql = recording(&["recorded AS (
             INSERT INTO analytics_events (user_id, action, occurred_at)
             VALUES ($1::text, $2::text, $3::text::timestamptz)
-            RETURNING user_id, action),
-        {COUNT_RECORDED}"
-    );
-    let rows = conn
-        .query(&sql, &event_params(event))
-        .map_err(|e| db::classify(e, "recording an event"))?;
-    let total: Option<i64> = first(&rows.rows, 0, "total")?;
+            RETURNING user_id, action)"]);
+    let row = conn
+        .one(&sql, &event_params(event))
+        .doing("recording an event")?;
+    let total: Option<i64> = column(&row, 0, "total")?;
     total.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("analytics_totals has no row")))
 }
 
@@ -76,20 +85,20 @@ pub fn record(conn: &Connection, event: &Tracked) -> Result<i64, ApiError> {
 ///
 /// 503/500 on database failure.
 pub fn record_once(conn: &Connection, claim: &Claim, event: &Tracked) -> Result<bool, ApiError> {
-    let sql = format!(
-        "WITH {claim},
-        recorded AS (
+    let recorded = format!(
+        "recorded AS (
             INSERT INTO analytics_events (event_id, user_id, action, occurred_at)
             SELECT $2::uuid, $3::text, $4::text, $5::text::timestamptz
             WHERE {CLAIMED}
-            RETURNING user_id, action),
-        {COUNT_RECORDED}",
-        claim = Claim::cte(),
+            RETURNING user_id, action)"
     );
-    let rows = conn
-        .query(&sql, &claim.params(event_params(event)))
-        .map_err(|e| db::classify(e, "recording a delivered event"))?;
-    let recorded: i64 = first(&rows.rows, 1, "recorded")?;
+    let row = conn
+        .one(
+            &recording(&[Claim::cte(), &recorded]),
+            &claim.params(event_params(event)),
+        )
+        .doing("recording a delivered event")?;
+    let recorded: i64 = column(&row, 1, "recorded")?;
     Ok(recorded > 0)
 }
 
@@ -116,31 +125,30 @@ pub fn record_batch_once(
             })
         })
         .collect();
-    let sql = format!(
-        "WITH input AS (
+    let sql = recording(&[
+        "input AS (
             SELECT DISTINCT ON (event_id) event_id, user_id, action, occurred_at
               FROM json_to_recordset($2::text::json)
-                   AS x(event_id uuid, user_id text, action text, occurred_at timestamptz)),
-        claim AS (
+                   AS x(event_id uuid, user_id text, action text, occurred_at timestamptz))",
+        "claim AS (
             INSERT INTO processed_events (consumer, event_id)
             SELECT $1::text, event_id FROM input
             ON CONFLICT DO NOTHING
-            RETURNING event_id),
-        recorded AS (
+            RETURNING event_id)",
+        "recorded AS (
             INSERT INTO analytics_events (event_id, user_id, action, occurred_at)
             SELECT i.event_id, i.user_id, i.action, i.occurred_at
               FROM input i JOIN claim c USING (event_id)
-            RETURNING user_id, action),
-        {COUNT_RECORDED}"
-    );
+            RETURNING user_id, action)",
+    ]);
     let params = [
         ParameterValue::Str(consumer.to_owned()),
         ParameterValue::Str(serde_json::Value::Array(rows).to_string()),
     ];
-    let rows = conn
-        .query(&sql, &params)
-        .map_err(|e| db::classify(e, "recording delivered events"))?;
-    first(&rows.rows, 1, "recorded")
+    let row = conn
+        .one(&sql, &params)
+        .doing("recording delivered events")?;
+    column(&row, 1, "recorded")
 }
 
 /// Every action's count.
@@ -149,14 +157,12 @@ pub fn record_batch_once(
 ///
 /// 503/500 on database failure.
 pub fn by_action(conn: &Connection) -> Result<BTreeMap<String, i64>, ApiError> {
-    let rows = conn
-        .query(
-            "SELECT action, sum(count)::bigint FROM analytics_action_counts \
-             GROUP BY action ORDER BY action",
-            &[],
-        )
-        .map_err(|e| db::classify(e, "reading action counts"))?;
-    counts(&rows.rows)
+    let sql = Statement::new(
+        "SELECT action, sum(count)::bigint FROM analytics_action_counts \
+         GROUP BY action ORDER BY action",
+    );
+    let rows = conn.rows(&sql, &[]).doing("reading action counts")?;
+    counts(&rows)
 }
 
 /// One user's count per action.
@@ -165,30 +171,23 @@ pub fn by_action(conn: &Connection) -> Result<BTreeMap<String, i64>, ApiError> {
 ///
 /// 503/500 on database failure.
 pub fn by_user(conn: &Connection, user_id: &str) -> Result<BTreeMap<String, i64>, ApiError> {
+    let sql = Statement::new(
+        "SELECT action, sum(count)::bigint FROM analytics_user_action_counts \
+         WHERE user_id = $1::text GROUP BY action ORDER BY action",
+    );
     let rows = conn
-        .query(
-            "SELECT action, sum(count)::bigint FROM analytics_user_action_counts \
-             WHERE user_id = $1::text GROUP BY action ORDER BY action",
-            &[ParameterValue::Str(user_id.to_owned())],
-        )
-        .map_err(|e| db::classify(e, "reading a user's action counts"))?;
-    counts(&rows.rows)
+        .rows(&sql, &[ParameterValue::Str(user_id.to_owned())])
+        .doing("reading a user's action counts")?;
+    counts(&rows)
 }
 
-fn counts(rows: &[Vec<db::DbValue>]) -> Result<BTreeMap<String, i64>, ApiError> {
+fn counts(rows: &[Row]) -> Result<BTreeMap<String, i64>, ApiError> {
     rows.iter()
         .map(|row| Ok((db::column(row, 0, "action")?, db::column(row, 1, "count")?)))
         .collect::<anyhow::Result<_>>()
         .map_err(ApiError::Internal)
 }
 
-fn first<T: db::Decode>(
-    rows: &[Vec<db::DbValue>],
-    index: usize,
-    name: &str,
-) -> Result<T, ApiError> {
-    let row = rows
-        .first()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the statement returned no row")))?;
+fn column<T: db::Decode>(row: &[db::DbValue], index: usize, name: &str) -> Result<T, ApiError> {
     db::column(row, index, name).map_err(ApiError::Internal)
 }

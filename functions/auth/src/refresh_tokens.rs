@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kit::ApiError;
-use kit::db::{self, Connection, ParameterValue};
+use kit::db::{self, Connection, Doing as _, ParameterValue, Statement};
 use kit::domain::Role;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -78,7 +78,7 @@ pub fn start_family(
             ParameterValue::Str(token.hash()),
         ],
     )
-    .map_err(|e| db::classify(e, "storing a refresh token"))?;
+    .doing("storing a refresh token")?;
     Ok(())
 }
 
@@ -94,30 +94,33 @@ pub fn rotate(
     presented: &str,
     next: &RefreshToken,
 ) -> Result<Option<(Uuid, Role)>, ApiError> {
-    let sql = format!(
-        "WITH spent AS ( \
+    let sql = Statement::new(
+        "SELECT u.id::text, u.role FROM successor JOIN users u ON u.id = successor.user_id",
+    )
+    .with(
+        "spent AS ( \
            UPDATE refresh_tokens SET used_at = now() \
            WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() \
-           RETURNING user_id, family_id \
-         ), successor AS ( \
+           RETURNING user_id, family_id)",
+    )
+    .with(format!(
+        "successor AS ( \
            INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at) \
            SELECT user_id, family_id, $2, now() + interval '{LIFETIME}' FROM spent \
-           RETURNING user_id \
-         ) \
-         SELECT u.id::text, u.role FROM successor JOIN users u ON u.id = successor.user_id"
-    );
+           RETURNING user_id)"
+    ));
     let params = [
         ParameterValue::Str(hash(presented)),
         ParameterValue::Str(next.hash()),
     ];
-    let rows = conn
-        .query(&sql, &params)
-        .map_err(|e| db::classify(e, "rotating a refresh token"))?;
-    let Some(row) = rows.rows.first() else {
+    let Some(row) = conn
+        .optional(&sql, &params)
+        .doing("rotating a refresh token")?
+    else {
         return Ok(None);
     };
-    let id: String = db::column(row, 0, "id")?;
-    let role: String = db::column(row, 1, "role")?;
+    let id: String = db::column(&row, 0, "id")?;
+    let role: String = db::column(&row, 1, "role")?;
     let id = Uuid::parse_str(&id).context("users.id is not a uuid")?;
     let role = role.parse().map_err(|e: String| anyhow!(e))?;
     Ok(Some((id, role)))
@@ -137,7 +140,7 @@ pub fn revoke_family_if_reused(conn: &Connection, presented: &str) -> Result<boo
                SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL)",
             &[ParameterValue::Str(hash(presented))],
         )
-        .map_err(|e| db::classify(e, "revoking a reused refresh token family"))?;
+        .doing("revoking a reused refresh token family")?;
     Ok(revoked > 0)
 }
 
@@ -157,7 +160,7 @@ pub fn revoke_family(conn: &Connection, user_id: Uuid, presented: &str) -> Resul
             ParameterValue::from(user_id),
         ],
     )
-    .map_err(|e| db::classify(e, "revoking a refresh token family"))?;
+    .doing("revoking a refresh token family")?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@
 
 use anyhow::Context;
 use kit::ApiError;
-use kit::db::{self, Connection, DbValue, ParameterValue};
+use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement};
 use kit::domain::{Email, Role, Username};
 use kit::outbox::{self, EventSpec};
 use serde::Serialize;
@@ -40,6 +40,11 @@ pub struct Credentials {
     /// PHC string.
     pub password_hash: String,
 }
+
+/// The unique constraint on e-mails.
+const EMAIL_KEY: &str = "users_email_key";
+/// The case-insensitive unique index on usernames.
+const USERNAME_KEY: &str = "users_username_lower_key";
 
 /// A write rejected by a unique constraint, or a database failure.
 #[derive(Debug, thiserror::Error)]
@@ -82,17 +87,13 @@ fn first_user(rows: &[Vec<DbValue>]) -> Result<Option<User>, ApiError> {
         .map_err(ApiError::Internal)
 }
 
-fn write_error(err: db::PgError, context: &str) -> WriteError {
-    match db::unique_violation(&err) {
-        Some(violation) => {
-            let detail = violation.detail.as_deref().unwrap_or_default();
-            if violation.message.contains("username") || detail.contains("username") {
-                WriteError::UsernameTaken
-            } else {
-                WriteError::EmailTaken
-            }
-        }
-        None => WriteError::Db(db::classify(err, context)),
+/// Tells which account field a unique violation is about, by the
+/// constraint the database names (in any of the forms Spin reports).
+fn write_error(err: db::Error, context: &str) -> WriteError {
+    match err.unique_violation() {
+        Some(Some(USERNAME_KEY)) => WriteError::UsernameTaken,
+        Some(Some(EMAIL_KEY)) => WriteError::EmailTaken,
+        _ => WriteError::Db(err.doing(context).into()),
     }
 }
 
@@ -160,7 +161,7 @@ pub fn insert(
     ];
     let rows = outbox::query(conn, &USER_REGISTERED, &sql, &params)
         .map_err(|e| write_error(e, "inserting a user"))?;
-    first_user(&rows.rows)?.ok_or_else(|| {
+    first_user(&rows)?.ok_or_else(|| {
         WriteError::Db(ApiError::Internal(anyhow::anyhow!(
             "INSERT returned no row"
         )))
@@ -176,7 +177,7 @@ pub fn insert(
 pub fn record_login(conn: &Connection, id: Uuid) -> Result<(), ApiError> {
     let sql = "UPDATE users SET last_login_at = now() WHERE id = $1 RETURNING id::text";
     outbox::query(conn, &USER_LOGGED_IN, sql, &[ParameterValue::from(id)])
-        .map_err(|e| db::classify(e, "recording a login"))?;
+        .doing("recording a login")?;
     Ok(())
 }
 
@@ -186,11 +187,11 @@ pub fn record_login(conn: &Connection, id: Uuid) -> Result<(), ApiError> {
 ///
 /// 503/500 on database failure.
 pub fn find_by_id(conn: &Connection, id: Uuid) -> Result<Option<User>, ApiError> {
-    let sql = format!("SELECT {} FROM users WHERE id = $1", columns());
+    let sql = Statement::new(format!("SELECT {} FROM users WHERE id = $1", columns()));
     let rows = conn
-        .query(&sql, &[ParameterValue::from(id)])
-        .map_err(|e| db::classify(e, "loading a user"))?;
-    first_user(&rows.rows)
+        .rows(&sql, &[ParameterValue::from(id)])
+        .doing("loading a user")?;
+    first_user(&rows)
 }
 
 /// The login identifier.
@@ -214,19 +215,19 @@ pub fn find_credentials(
         Login::Email(email) => ("email = $1", email.as_str()),
         Login::Username(name) => ("lower(username) = lower($1)", name.as_str()),
     };
-    let sql = format!(
+    let sql = Statement::new(format!(
         "SELECT {}, password_hash FROM users WHERE {condition}",
         columns()
-    );
-    let rows = conn
-        .query(&sql, &[ParameterValue::Str(value.to_owned())])
-        .map_err(|e| db::classify(e, "loading credentials"))?;
-    let Some(row) = rows.rows.first() else {
+    ));
+    let Some(row) = conn
+        .optional(&sql, &[ParameterValue::Str(value.to_owned())])
+        .doing("loading credentials")?
+    else {
         return Ok(None);
     };
     Ok(Some(Credentials {
-        user: from_row(row)?,
-        password_hash: db::column(row, 5, "password_hash")?,
+        user: from_row(&row)?,
+        password_hash: db::column(&row, 5, "password_hash")?,
     }))
 }
 
@@ -240,16 +241,16 @@ pub fn update_username(
     id: Uuid,
     username: &Username,
 ) -> Result<Option<User>, WriteError> {
-    let sql = format!(
+    let sql = Statement::new(format!(
         "UPDATE users SET username = $1, updated_at = now() WHERE id = $2 RETURNING {}",
         columns()
-    );
+    ));
     let params = [
         ParameterValue::Str(username.as_str().to_owned()),
         ParameterValue::from(id),
     ];
     let rows = conn
-        .query(&sql, &params)
+        .rows(&sql, &params)
         .map_err(|e| write_error(e, "updating a username"))?;
-    Ok(first_user(&rows.rows)?)
+    Ok(first_user(&rows)?)
 }

@@ -15,7 +15,9 @@
 //! so an event row exists exactly when (and as many times as) the change
 //! returned a row, in the same transaction, and the caller still gets the
 //! change's `RETURNING` columns in their order. A change that touches no
-//! row emits nothing.
+//! row emits nothing. Like every row-returning statement, it is a
+//! [`crate::db::Statement`], so it runs on Spin versions that cannot
+//! return an empty result set.
 //!
 //! Each event is a CloudEvents 1.0 envelope: `id` is a fresh UUID v4 per row
 //! (`gen_random_uuid()`, so multi-row changes work and the caller's `$n`
@@ -24,7 +26,7 @@
 //! database's `now()`, and `data` is a JSON object built in SQL from the
 //! returned columns that always carries `"version": <spec.version>`.
 
-use crate::db::{Connection, ParameterValue, PgError, RowSet};
+use crate::db::{Connection, Error, ParameterValue, Row, Statement};
 
 /// Base of every event's `dataschema`: `<base><type>/v<version>`.
 pub const DATASCHEMA_BASE: &str = "https://spinmesh.dev/schemas/events/";
@@ -70,7 +72,7 @@ impl EventSpec {
 
     /// The full statement: `change` (an `INSERT`/`UPDATE`/`DELETE` with a
     /// `RETURNING` that includes [`EventSpec::subject`]) plus its outbox row.
-    pub fn wrap(&self, change: &str) -> String {
+    pub fn wrap(&self, change: &str) -> Statement {
         self.wrap_after(&[], change)
     }
 
@@ -78,49 +80,45 @@ impl EventSpec {
     /// first so `change` can refer to them, e.g. an idempotency claim
     /// ([`crate::idempotency::Claim::cte`]). Postgres only allows
     /// data-modifying CTEs at the top level, hence one flat `WITH` list.
-    pub fn wrap_after(&self, prelude: &[&str], change: &str) -> String {
-        let mut sql = String::from("WITH ");
-        for cte in prelude {
-            sql.push_str(cte);
-            sql.push_str(", ");
-        }
+    pub fn wrap_after(&self, prelude: &[&str], change: &str) -> Statement {
         let condition = self
             .only_when
             .map(|c| format!(" WHERE {c}"))
             .unwrap_or_default();
-        sql.push_str(&format!(
-            "changed AS ({change}), \
-             event AS (INSERT INTO outbox (id, source, type, subject, aggregate, dataschema, data) \
+        let event = format!(
+            "event AS (INSERT INTO outbox (id, source, type, subject, aggregate, dataschema, data) \
              SELECT gen_random_uuid(), {source}, {kind}, changed.{subject}::text, {aggregate}, \
-             {schema}, {data} FROM changed{condition}) \
-             SELECT * FROM changed",
+             {schema}, {data} FROM changed{condition})",
             source = literal(self.source),
             kind = literal(self.kind),
             subject = self.subject,
             aggregate = literal(self.aggregate),
             schema = literal(&self.dataschema()),
             data = self.data_sql(),
-        ));
-        sql
+        );
+        prelude
+            .iter()
+            .fold(Statement::new("SELECT * FROM changed"), |s, cte| {
+                s.with(*cte)
+            })
+            .with(format!("changed AS ({change})"))
+            .with(event)
     }
 }
 
-/// Runs `change` with its event (see [`EventSpec::wrap`]); the result has
-/// the change's `RETURNING` columns.
+/// Runs `change` with its event (see [`EventSpec::wrap`]); returns the
+/// change's `RETURNING` rows.
 ///
 /// # Errors
 ///
-/// The database error, for [`crate::db::classify`] or
-/// [`crate::db::unique_violation`].
-// Same error type as `Connection::query`, so callers classify it alike.
-#[allow(clippy::result_large_err)]
+/// The classified database failure.
 pub fn query(
     conn: &Connection,
     spec: &EventSpec,
     change: &str,
     params: &[ParameterValue],
-) -> Result<RowSet, PgError> {
-    conn.query(&spec.wrap(change), params)
+) -> Result<Vec<Row>, Error> {
+    conn.rows(&spec.wrap(change), params)
 }
 
 /// Runs `prelude` CTEs, then `change` with its event (see
@@ -129,16 +127,14 @@ pub fn query(
 /// # Errors
 ///
 /// As [`query`].
-// Same error type as `Connection::query`, so callers classify it alike.
-#[allow(clippy::result_large_err)]
 pub fn query_after(
     conn: &Connection,
     spec: &EventSpec,
     prelude: &[&str],
     change: &str,
     params: &[ParameterValue],
-) -> Result<RowSet, PgError> {
-    conn.query(&spec.wrap_after(prelude, change), params)
+) -> Result<Vec<Row>, Error> {
+    conn.rows(&spec.wrap_after(prelude, change), params)
 }
 
 /// A SQL string literal (the specs are constants, but quote safely anyway).
@@ -162,7 +158,9 @@ mod tests {
 
     #[test]
     fn the_change_and_its_event_are_one_statement() {
-        let sql = SPEC.wrap("INSERT INTO users (email) VALUES ($1) RETURNING id, email");
+        let sql = SPEC
+            .wrap("INSERT INTO users (email) VALUES ($1) RETURNING id, email")
+            .sql();
         assert!(
             sql.starts_with("WITH changed AS (INSERT INTO users"),
             "{sql}"
@@ -173,7 +171,7 @@ mod tests {
             "jsonb_build_object('version', 1, 'user_id', changed.id, 'email', changed.email)"
         ));
         assert!(
-            sql.ends_with("FROM changed) SELECT * FROM changed"),
+            sql.contains("FROM changed), __rows AS (SELECT * FROM changed)"),
             "{sql}"
         );
     }
@@ -184,7 +182,9 @@ mod tests {
             only_when: Some("changed.status = 'sent'"),
             ..SPEC
         };
-        let sql = spec.wrap_after(&["claim AS (SELECT 1)"], "DELETE FROM t RETURNING id");
+        let sql = spec
+            .wrap_after(&["claim AS (SELECT 1)"], "DELETE FROM t RETURNING id")
+            .sql();
         assert!(sql.starts_with("WITH claim AS (SELECT 1), changed AS (DELETE"));
         assert!(sql.contains("FROM changed WHERE changed.status = 'sent')"));
     }

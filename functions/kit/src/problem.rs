@@ -207,6 +207,11 @@ impl ApiError {
             Self::TooManyRequests { retry_after } => {
                 headers.push(("retry-after".to_owned(), retry_after.to_string()));
             }
+            // A dependency that is down or a transient conflict: worth a
+            // retry soon, not a hammering.
+            Self::ServiceUnavailable { .. } => {
+                headers.push(("retry-after".to_owned(), "1".to_owned()));
+            }
             _ => {}
         }
         headers

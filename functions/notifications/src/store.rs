@@ -2,7 +2,7 @@
 //! with each sent notification.
 
 use kit::ApiError;
-use kit::db::{self, Connection, DbValue, ParameterValue};
+use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement};
 use kit::idempotency::{CLAIMED, Claim};
 use kit::outbox::{self, EventSpec};
 use serde::Serialize;
@@ -113,9 +113,8 @@ pub fn insert(
         error,
     ];
     let rows = outbox::query(conn, &NOTIFICATION_SENT, &change, &params)
-        .map_err(|e| db::classify(e, "storing a notification"))?;
+        .doing("storing a notification")?;
     let row = rows
-        .rows
         .first()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("INSERT returned no row")))?;
     from_row(row).map_err(ApiError::Internal)
@@ -143,9 +142,8 @@ pub fn insert_once(
         ParameterValue::Str(message.to_owned()),
     ]);
     let rows = outbox::query_after(conn, &NOTIFICATION_SENT, &[Claim::cte()], &change, &params)
-        .map_err(|e| db::classify(e, "storing an event's notification"))?;
-    rows.rows
-        .first()
+        .doing("storing an event's notification")?;
+    rows.first()
         .map(|row| from_row(row))
         .transpose()
         .map_err(ApiError::Internal)
@@ -161,21 +159,18 @@ pub fn latest_for(
     user_id: &str,
     limit: u32,
 ) -> Result<Vec<Notification>, ApiError> {
-    let sql = format!(
+    let sql = Statement::new(format!(
         "SELECT id::text, user_id, channel, message, status, error, event_id::text, {} \
          FROM notifications WHERE user_id = $1::text \
          ORDER BY created_at DESC, id DESC LIMIT $2::bigint",
         kit::rfc3339!("created_at")
-    );
+    ));
     let params = [
         ParameterValue::Str(user_id.to_owned()),
         ParameterValue::Int64(i64::from(limit)),
     ];
-    let rows = conn
-        .query(&sql, &params)
-        .map_err(|e| db::classify(e, "listing notifications"))?;
-    rows.rows
-        .iter()
+    let rows = conn.rows(&sql, &params).doing("listing notifications")?;
+    rows.iter()
         .map(|row| from_row(row))
         .collect::<anyhow::Result<_>>()
         .map_err(ApiError::Internal)

@@ -10,7 +10,8 @@
 //! | `/loop`     | spins forever; the host must interrupt it              |
 //! | `/alloc`    | allocates 1 MiB chunks until allocation fails (traps)  |
 //! | `/outbound` | GETs `?url=`; 200 `{status}` or 502 `{error}`          |
-//! | `/pg`       | opens `?url=` and runs `SELECT 1`; 200 or 502 `{error}`|
+//! | `/pg`       | opens `?url=`, runs `?sql=` (default `SELECT 1`) through a |
+//! |             | raw `query`; 200 `{rows}` or 502 `{error, form, code}` |
 //! | `/var`      | reads variable `?name=`; 200 `{value}` or 404 `{error}`|
 //! | `/kv`       | stores the body under `k` in store `default`, echoes it|
 //! | `/events`   | an event subscriber whose answer the event's data picks|
@@ -93,13 +94,26 @@ fn postgres(req: &Request) -> Response {
     let Some(url) = query_param(req, "url") else {
         return respond(400, &json!({ "error": "missing ?url=" }));
     };
-    let failure = match pg4::Connection::open(&url) {
-        Ok(conn) => conn.query("SELECT 1", &[]).err(),
-        Err(err) => Some(err),
-    };
-    match failure {
-        None => respond(200, &json!({ "ok": true })),
-        Some(err) => respond(502, &json!({ "error": format!("{err:?}") })),
+    let sql = query_param(req, "sql").unwrap_or_else(|| "SELECT 1".to_owned());
+    let result = pg4::Connection::open(&url).and_then(|conn| conn.query(&sql, &[]));
+    match result {
+        Ok(set) => respond(200, &json!({ "ok": true, "rows": set.rows.len() })),
+        Err(err) => {
+            // Which form the host reported the error in, for the tests of
+            // the host's Spin-compatible error reporting.
+            let (form, code) = match &err {
+                pg4::PgError::QueryFailed(pg4::QueryError::Text(t)) => ("text", t.clone()),
+                pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) => {
+                    ("db-error", db.code.clone())
+                }
+                pg4::PgError::ConnectionFailed(t) => ("connection-failed", t.clone()),
+                _ => ("other", String::new()),
+            };
+            respond(
+                502,
+                &json!({ "error": format!("{err:?}"), "form": form, "code": code }),
+            )
+        }
     }
 }
 

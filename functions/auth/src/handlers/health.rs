@@ -16,8 +16,8 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
         .any(|pair| matches!(pair, "deep=1" | "deep=true"));
     if deep {
         let conn = db::connect()?;
-        conn.query("SELECT 1", &[])
-            .map_err(|e| db::classify(e, "health check"))?;
+        conn.one(&db::Statement::new("SELECT 1"), &[])
+            .map_err(|e| e.doing("health check"))?;
     }
     json::respond(200, &json!({ "status": "ok", "service": "auth" }))
 }
