@@ -345,6 +345,44 @@ fn built_components_import_only_what_spin_provides() {
     }
 }
 
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Spin 4.0.0-4.0.2 hang on a raw `query` that returns no rows, so the
+/// functions reach Postgres only through `kit::db`, whose connection has
+/// no raw `query` (every row-returning statement is wrapped). The probe is
+/// the host's test guest and may.
+#[test]
+fn functions_reach_postgres_only_through_kit_db() {
+    let functions = root().join("functions");
+    let kit_db = functions.join("kit/src/db");
+    let mut offenders = Vec::new();
+    for file in rust_files(&functions) {
+        if file.starts_with(&kit_db) || file.starts_with(functions.join("probe")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        if text.contains("pg4") || text.contains("spin_sdk::pg") {
+            offenders.push(file.display().to_string());
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "use kit::db instead of the raw Postgres interface: {offenders:?}"
+    );
+}
+
 #[test]
 fn the_import_rule_itself_rejects_foreign_interfaces() {
     assert!(spin_provides("wasi:http/types@0.2.6"));

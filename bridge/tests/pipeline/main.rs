@@ -177,3 +177,26 @@ async fn tracking_endpoints_answer_the_old_service_shapes() {
     .await
     .assert_problem(422, "unknown channel");
 }
+
+/// Reads that match nothing answer at once with an empty result: the
+/// statements that hang Spin 4.0.0-4.0.2 when run raw (the suite's strict
+/// host traps on any such raw query).
+#[tokio::test]
+async fn reads_of_nothing_answer_empty() {
+    let app = TestApp::spawn().await;
+    let unknown = app.get("/metrics/user/nobody-at-all/actions", None).await;
+    assert_eq!(unknown.status, 200, "{}", unknown.text);
+    assert_eq!(
+        unknown.json(),
+        json!({"user_id": "nobody-at-all", "actions": {}})
+    );
+    let actions = app.get("/metrics/actions", None).await;
+    assert_eq!(actions.status, 200, "{}", actions.text);
+    assert_eq!(actions.json(), json!({}), "a fresh database counts nothing");
+
+    let (_, login) = app.signed_in_user().await;
+    let token = login["access_token"].as_str().unwrap();
+    let mine = app.get("/notifications", Some(token)).await;
+    assert_eq!(mine.status, 200, "{}", mine.text);
+    assert_eq!(mine.json(), json!([]), "no events are dispatched here");
+}

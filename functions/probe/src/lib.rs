@@ -95,7 +95,10 @@ fn postgres(req: &Request) -> Response {
         return respond(400, &json!({ "error": "missing ?url=" }));
     };
     let sql = query_param(req, "sql").unwrap_or_else(|| "SELECT 1".to_owned());
-    let result = pg4::Connection::open(&url).and_then(|conn| conn.query(&sql, &[]));
+    let result = match pg4::Connection::open(&url) {
+        Ok(conn) => conn.query(&sql, &[]),
+        Err(err) => Err(err),
+    };
     match result {
         Ok(set) => respond(200, &json!({ "ok": true, "rows": set.rows.len() })),
         Err(err) => {

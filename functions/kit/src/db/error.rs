@@ -187,8 +187,13 @@ mod tests {
 
     /// What Spin 4.0.2 hands the guest for a unique violation raised while
     /// rows stream back (`INSERT ... RETURNING`): the host's `{:?}` of its
-    /// structured error, wrapped in `QueryError::Text`.
-    const SPIN_4_TEXT: &str = r#"Error::QueryFailed(QueryError::DbError(DbError { as-text: "Error { kind: Db, cause: Some(DbError { severity: \"ERROR\", parsed_severity: Some(Error), code: SqlState(E23505), message: \"duplicate key value violates unique constraint \\\"users_email_key\\\"\", detail: Some(\"Key (email)=(ada@example.com) already exists.\"), hint: None, position: None, where_: None, schema: Some(\"public\"), table: Some(\"users\"), column: None, datatype: None, constraint: Some(\"users_email_key\"), file: Some(\"nbtinsert.c\"), line: Some(666), routine: Some(\"_bt_check_unique\") }) }", severity: "ERROR", code: "23505", message: "duplicate key value violates unique constraint \"users_email_key\"", detail: Some("Key (email)=(ada@example.com) already exists."), extras: [("constraint", "users_email_key"), ("routine", "_bt_check_unique"), ("table", "users"), ("schema", "public"), ("file", "nbtinsert.c"), ("line", "666")] }))"#;
+    /// structured error, wrapped in `QueryError::Text`, followed by
+    /// anyhow's backtrace. Copied from a registration under `spin up`
+    /// (backtrace cut after its first frame).
+    const SPIN_4_TEXT: &str = r#"Error::QueryFailed(QueryError::DbError(DbError { as-text: "Error { kind: Db, cause: Some(DbError { severity: \"ERROR\", parsed_severity: Some(Error), code: SqlState(E23505), message: \"duplicate key value violates unique constraint \\\"users_email_key\\\"\", detail: Some(\"Key (email)=(ada@example.com) already exists.\"), hint: None, position: None, where_: None, schema: Some(\"public\"), table: Some(\"users\"), column: None, datatype: None, constraint: Some(\"users_email_key\"), file: Some(\"nbtinsert.c\"), line: Some(664), routine: Some(\"_bt_check_unique\") }) }", severity: "ERROR", code: "23505", message: "duplicate key value violates unique constraint \"users_email_key\"", detail: Some("Key (email)=(ada@example.com) already exists."), extras: [("constraint", "users_email_key"), ("routine", "_bt_check_unique"), ("table", "users"), ("schema", "public"), ("file", "nbtinsert.c"), ("line", "664")] }))
+
+Stack backtrace:
+   0: anyhow::error::<impl core::convert::From<E> for anyhow::Error>::from"#;
 
     /// What Spin 3.x hands the guest for the same failure: anyhow's debug
     /// text of the client error, which carries no SQLSTATE.
