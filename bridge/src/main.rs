@@ -58,8 +58,16 @@ struct SpinCheckArgs {
     /// Base URL of the deployment, e.g. http://127.0.0.1:3000.
     url: String,
     /// A step slower than this (in seconds) fails the check.
-    #[arg(long, default_value_t = 5.0)]
-    step_limit_secs: f64,
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    step_limit_secs: Duration,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v < 3600.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("expected a number of seconds between 0 and 3600, got {s:?}"))
 }
 
 /// How the bridge's own Postgres connections (and the host's, for the
@@ -322,8 +330,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Up(args) => up(args).await,
         Cmd::Relay(args) => relay(args).await,
         Cmd::SpinCheck(args) => {
-            let limit = Duration::from_secs_f64(args.step_limit_secs);
-            let report = bridge::spin_check::run(&args.url, limit).await;
+            let report = bridge::spin_check::run(&args.url, args.step_limit_secs).await;
             print!("{report}");
             if report.passed() {
                 Ok(())

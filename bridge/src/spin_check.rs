@@ -120,6 +120,12 @@ impl Client {
             .await
     }
 
+    /// Presents a refresh token.
+    async fn refresh(&self, token: &str) -> Result<Answer, Failure> {
+        self.post("/auth/refresh", &json!({ "refresh_token": token }), None)
+            .await
+    }
+
     /// Sends until `check` accepts an answer or the step limit passes.
     async fn poll<F>(&self, path: &str, token: Option<&str>, check: F) -> Result<Answer, Failure>
     where
@@ -319,13 +325,7 @@ async fn scenario(c: &Client, report: &mut Report) {
     .await;
 
     let rotated = step(report, limit, "refresh (rotates the token)", async {
-        let a = c
-            .post(
-                "/auth/refresh",
-                &json!({"refresh_token": first_refresh}),
-                None,
-            )
-            .await?;
+        let a = c.refresh(&first_refresh).await?;
         expect(&a, 200)?;
         Ok((field(&a, "refresh_token")?, a.status))
     })
@@ -336,13 +336,7 @@ async fn scenario(c: &Client, report: &mut Report) {
         limit,
         "present the spent refresh token (401)",
         async {
-            let a = c
-                .post(
-                    "/auth/refresh",
-                    &json!({"refresh_token": first_refresh}),
-                    None,
-                )
-                .await?;
+            let a = c.refresh(&first_refresh).await?;
             expect(&a, 401)?;
             Ok(((), a.status))
         },
@@ -351,9 +345,7 @@ async fn scenario(c: &Client, report: &mut Report) {
 
     if let Some(successor) = rotated {
         step(report, limit, "reuse revoked the family (401)", async {
-            let a = c
-                .post("/auth/refresh", &json!({"refresh_token": successor}), None)
-                .await?;
+            let a = c.refresh(&successor).await?;
             expect(&a, 401)?;
             Ok(((), a.status))
         })
