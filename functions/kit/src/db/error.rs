@@ -14,9 +14,9 @@
 //!   severity: "ERROR", code: "23505", message: "duplicate key value
 //!   violates unique constraint \"users_email_key\"", detail: Some(...),
 //!   extras: [("constraint", "users_email_key"), ...] }))`;
-//! - Spin 3.x: the error chain as text, `db error\n\nCaused by:\n    ERROR:
-//!   duplicate key value violates unique constraint "users_email_key"...`,
-//!   with no SQLSTATE at all.
+//! - Spin 3.x: the error chain as text, `db error: ERROR: duplicate key
+//!   value violates unique constraint "users_email_key"\nDETAIL: ...\n\n
+//!   Caused by: ...`, with no SQLSTATE at all.
 //!
 //! [`Error::from_pg`] reads all three: the structured fields, else the
 //! `code:`/`constraint` fields in the text, else Postgres's (English)
@@ -195,27 +195,32 @@ mod tests {
 Stack backtrace:
    0: anyhow::error::<impl core::convert::From<E> for anyhow::Error>::from"#;
 
-    /// What Spin 3.x hands the guest for the same failure: anyhow's debug
-    /// text of the client error, which carries no SQLSTATE.
-    const SPIN_3_TEXT: &str = "db error\n\nCaused by:\n    ERROR: duplicate key value violates unique constraint \"users_username_lower_key\"\n    DETAIL: Key (lower(username))=(ada) already exists.";
+    /// What Spin 3.6.3 hands the guest for the same failure: anyhow's debug
+    /// text of the client error (its chain and backtrace), which carries no
+    /// SQLSTATE. The shape copied from a duplicate registration under `spin
+    /// up` (here for the username index; backtrace cut after its first
+    /// frame).
+    const SPIN_3_TEXT: &str = "db error: ERROR: duplicate key value violates unique constraint \"users_username_lower_key\"\nDETAIL: Key (lower(username))=(ada) already exists.\n\nCaused by:\n    ERROR: duplicate key value violates unique constraint \"users_username_lower_key\"\n    DETAIL: Key (lower(username))=(ada) already exists.\n\nStack backtrace:\n   0: anyhow::error::<impl core::convert::From<E> for anyhow::Error>::from";
 
     fn text(t: &str) -> PgError {
         PgError::QueryFailed(QueryError::Text(t.to_owned()))
     }
 
     #[test]
-    fn spin_4_text_unique_violation_names_its_constraint() {
+    fn spin_4_text_unique_violation_is_a_409_naming_its_constraint() {
         let err = Error::from_pg(&text(SPIN_4_TEXT));
         assert_eq!(err.unique_violation(), Some(Some("users_email_key")));
+        assert_eq!(crate::ApiError::from(err).status(), 409);
     }
 
     #[test]
-    fn spin_3_text_unique_violation_names_its_constraint() {
+    fn spin_3_text_unique_violation_is_a_409_naming_its_constraint() {
         let err = Error::from_pg(&text(SPIN_3_TEXT));
         assert_eq!(
             err.unique_violation(),
             Some(Some("users_username_lower_key"))
         );
+        assert_eq!(crate::ApiError::from(err).status(), 409);
     }
 
     #[test]
@@ -246,7 +251,9 @@ Stack backtrace:
             ),
             (
                 "3.x text, deadlock",
-                text("db error\n\nCaused by:\n    ERROR: deadlock detected"),
+                text(
+                    "db error: ERROR: deadlock detected\n\nCaused by:\n    ERROR: deadlock detected",
+                ),
                 ErrorKind::Retryable,
             ),
             (
