@@ -2,6 +2,7 @@
 //! migrations, key generation, the event path (outbox relay, brokers,
 //! deliveries) and the Spin compatibility check (`bridge spin-check`).
 
+pub mod admin;
 pub mod app;
 pub mod build;
 pub mod database;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bridge::admin::Role;
 use bridge::app::BrokerConfig;
 use bridge::app::{self, AppOptions};
 use bridge::database::PgTls;
@@ -51,6 +52,40 @@ enum Cmd {
     /// a fixed scenario over HTTP and report each step; exits non-zero on a
     /// failed or slow step.
     SpinCheck(SpinCheckArgs),
+    /// Change a user's role in the database named by `database_url` (the
+    /// only variable it needs).
+    Admin(AdminArgs),
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    #[command(subcommand)]
+    action: AdminAction,
+    /// The application manifest (for `database_url`).
+    #[arg(
+        long,
+        short = 'f',
+        default_value = "spin.toml",
+        env = "SPINMESH_MANIFEST",
+        global = true
+    )]
+    manifest: PathBuf,
+    #[command(flatten)]
+    postgres: PostgresArgs,
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Make the account registered with EMAIL an admin.
+    Grant {
+        /// The account's e-mail.
+        email: String,
+    },
+    /// Make the account registered with EMAIL a plain user again.
+    Revoke {
+        /// The account's e-mail.
+        email: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -329,6 +364,19 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Up(args) => up(args).await,
         Cmd::Relay(args) => relay(args).await,
+        Cmd::Admin(args) => {
+            let manifest = Manifest::load(&args.manifest)?;
+            let mut host = HostConfig::default();
+            host.pools.pg_tls = args.postgres.tls()?;
+            let database = app::database(&manifest, &host)?
+                .context("the app declares no database_url variable")?;
+            let (email, role) = match &args.action {
+                AdminAction::Grant { email } => (email, Role::Admin),
+                AdminAction::Revoke { email } => (email, Role::User),
+            };
+            println!("{}", bridge::admin::set_role(&database, email, role).await?);
+            Ok(())
+        }
         Cmd::SpinCheck(args) => {
             let report = bridge::spin_check::run(&args.url, args.step_limit_secs).await;
             print!("{report}");

@@ -7,5 +7,6 @@ mod common;
 mod bad_input;
 mod dependencies;
 mod flows;
+mod roles;
 mod seed_compat;
 mod token_attacks;
