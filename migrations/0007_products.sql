@@ -61,43 +61,38 @@ LANGUAGE plpgsql AS $$
 DECLARE
     line record;
 BEGIN
-    IF EXISTS (SELECT 1 FROM stock_reservations r WHERE r.order_id = p_order) THEN
-        RETURN QUERY
-            SELECT r.product_id, r.quantity, r.unit_price, p.currency
-              FROM stock_reservations r JOIN products p ON p.id = r.product_id
-             WHERE r.order_id = p_order
-             ORDER BY r.product_id;
-        RETURN;
+    -- An order that already holds reservations keeps them (a redelivery).
+    IF NOT EXISTS (SELECT 1 FROM stock_reservations r WHERE r.order_id = p_order) THEN
+        IF jsonb_typeof(p_items) IS DISTINCT FROM 'array' OR jsonb_array_length(p_items) = 0 THEN
+            RAISE EXCEPTION 'an order needs at least one item' USING ERRCODE = '22023';
+        END IF;
+        -- Lock the products first, in id order (FOR UPDATE cannot reach the
+        -- nullable side of the outer join below).
+        PERFORM 1 FROM products p
+          WHERE p.id IN (SELECT (e->>'product_id')::uuid FROM jsonb_array_elements(p_items) e)
+          ORDER BY p.id
+            FOR UPDATE;
+        FOR line IN
+            SELECT w.pid, w.qty, p.id AS found, p.stock, p.price, p.archived_at
+              FROM (SELECT (e->>'product_id')::uuid AS pid, sum((e->>'quantity')::integer) AS qty
+                      FROM jsonb_array_elements(p_items) e GROUP BY 1) w
+              LEFT JOIN products p ON p.id = w.pid
+             ORDER BY w.pid
+        LOOP
+            IF line.qty IS NULL OR line.qty < 1 THEN
+                RAISE EXCEPTION 'quantity must be at least 1' USING ERRCODE = '22023', DETAIL = line.pid::text;
+            END IF;
+            IF line.found IS NULL OR line.archived_at IS NOT NULL THEN
+                RAISE EXCEPTION 'no such product' USING ERRCODE = 'SMNOP', DETAIL = line.pid::text;
+            END IF;
+            IF line.stock < line.qty THEN
+                RAISE EXCEPTION 'out of stock' USING ERRCODE = 'SMOOS', DETAIL = line.pid::text;
+            END IF;
+            UPDATE products SET stock = stock - line.qty, updated_at = now() WHERE id = line.pid;
+            INSERT INTO stock_reservations (order_id, product_id, quantity, unit_price)
+            VALUES (p_order, line.pid, line.qty, line.price);
+        END LOOP;
     END IF;
-    IF jsonb_typeof(p_items) IS DISTINCT FROM 'array' OR jsonb_array_length(p_items) = 0 THEN
-        RAISE EXCEPTION 'an order needs at least one item' USING ERRCODE = '22023';
-    END IF;
-    -- Lock the products first, in id order (FOR UPDATE cannot reach the
-    -- nullable side of the outer join below).
-    PERFORM 1 FROM products p
-      WHERE p.id IN (SELECT (e->>'product_id')::uuid FROM jsonb_array_elements(p_items) e)
-      ORDER BY p.id
-        FOR UPDATE;
-    FOR line IN
-        SELECT w.pid, w.qty, p.id AS found, p.stock, p.price, p.archived_at
-          FROM (SELECT (e->>'product_id')::uuid AS pid, sum((e->>'quantity')::integer) AS qty
-                  FROM jsonb_array_elements(p_items) e GROUP BY 1) w
-          LEFT JOIN products p ON p.id = w.pid
-         ORDER BY w.pid
-    LOOP
-        IF line.qty IS NULL OR line.qty < 1 THEN
-            RAISE EXCEPTION 'quantity must be at least 1' USING ERRCODE = '22023', DETAIL = line.pid::text;
-        END IF;
-        IF line.found IS NULL OR line.archived_at IS NOT NULL THEN
-            RAISE EXCEPTION 'no such product' USING ERRCODE = 'SMNOP', DETAIL = line.pid::text;
-        END IF;
-        IF line.stock < line.qty THEN
-            RAISE EXCEPTION 'out of stock' USING ERRCODE = 'SMOOS', DETAIL = line.pid::text;
-        END IF;
-        UPDATE products SET stock = stock - line.qty, updated_at = now() WHERE id = line.pid;
-        INSERT INTO stock_reservations (order_id, product_id, quantity, unit_price)
-        VALUES (p_order, line.pid, line.qty, line.price);
-    END LOOP;
     RETURN QUERY
         SELECT r.product_id, r.quantity, r.unit_price, p.currency
           FROM stock_reservations r JOIN products p ON p.id = r.product_id

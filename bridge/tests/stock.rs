@@ -2,12 +2,13 @@
 //! `reserve_stock(order, items)` takes every line or none and never
 //! oversells under concurrency; `release_stock(order)` gives back once.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use bridge::database::Database;
 use serde_json::json;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
-
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// A fresh, migrated database, dropped when the test ends.
 struct Db {
@@ -18,17 +19,8 @@ struct Db {
 impl Db {
     async fn new() -> Self {
         let name = format!("spinmesh_stock_{}", Uuid::new_v4().simple());
-        let database = Database::new(
-            &format!("{SERVER}/{name}?sslmode=disable"),
-            &Default::default(),
-        )
-        .unwrap();
-        let root = std::path::PathBuf::from(
-            std::env::var("CARGO_MANIFEST_DIR")
-                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-        )
-        .join("..");
-        let migrations = bridge::migrate::read_dir(&root.join("migrations")).unwrap();
+        let database = common::database(&name);
+        let migrations = bridge::migrate::read_dir(&common::root().join("migrations")).unwrap();
         bridge::migrate::run(&database, &migrations).await.unwrap();
         Self { name, database }
     }
@@ -57,25 +49,7 @@ impl Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(&format!("{SERVER}/postgres"), tokio_postgres::NoTls)
-                        .await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
+        common::drop_database_blocking(&self.name);
     }
 }
 

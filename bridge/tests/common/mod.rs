@@ -302,29 +302,34 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         drop(self.running.take());
-        let database = self.database.clone();
-        // Drop the database from a separate runtime: Drop cannot await.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(&format!("{PG_SERVER}/postgres"), tokio_postgres::NoTls)
-                        .await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!(
-                            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-                        ))
-                        .await;
-                }
-            });
-        })
-        .join();
+        drop_database_blocking(&self.database);
     }
+}
+
+/// Drops a test database from a separate runtime, for `Drop` impls (which
+/// cannot await).
+pub fn drop_database_blocking(database: &str) {
+    let database = database.to_owned();
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            if let Ok((client, conn)) =
+                tokio_postgres::connect(&format!("{PG_SERVER}/postgres"), tokio_postgres::NoTls)
+                    .await
+            {
+                tokio::spawn(conn);
+                let _ = client
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                    ))
+                    .await;
+            }
+        });
+    })
+    .join();
 }
 
 /// A response, read whole.
