@@ -1,10 +1,13 @@
 //! `cargo bench -p bridge --bench events`: the event path end to end
-//! (outbox → [broker →] dispatcher → analytics function → Postgres), plus
-//! the analytics HTTP routes at that volume.
+//! (outbox → [broker →] dispatcher → analytics function → Postgres), the
+//! analytics HTTP routes at that volume, and the store's payment saga
+//! (`POST /orders` → payments → orders `paid`, every hop an event), with
+//! cached `GET /products` beside `GET /auth/health`.
 //!
 //! Knobs: BENCH_BROKER (embedded | amqp | kafka), BENCH_EVENTS (default
-//! 100000), BENCH_SECONDS (5), BENCH_CONNECTIONS (32). Needs the
-//! components built, Postgres, Redis, and the chosen broker.
+//! 100000), BENCH_SECONDS (5), BENCH_CONNECTIONS (32), BENCH_ORDER_RATE
+//! (200 orders/s for the latency part). Needs the components built,
+//! Postgres, Redis, and the chosen broker.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -21,7 +24,7 @@ use tokio_postgres::NoTls;
 #[path = "support/load.rs"]
 mod load;
 
-use load::{RequestSpec, load, row};
+use load::{RequestSpec, load, load_each, row};
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const DATABASE: &str = "spinmesh_bench_events";
@@ -218,16 +221,197 @@ fn main() {
     ));
     row(&format!("GET /metrics/actions @ {total} events"), &metrics);
     println!("  (target >= 10000 req/s at 100k events, constant in the event count)");
+    // 4. The store's saga.
+    saga(&server_rt, &load_rt, addr, &db, seconds, conns);
+
     drop(running);
     server_rt.block_on(async {
         match &broker {
             BrokerConfig::Amqp(config) => {
-                let _ =
-                    bridge::events::amqp::topology::delete(config, &["analytics", "notifications"])
-                        .await;
+                let _ = bridge::events::amqp::topology::delete(
+                    config,
+                    &[
+                        "analytics",
+                        "notifications",
+                        "orders",
+                        "payments",
+                        "products",
+                    ],
+                )
+                .await;
             }
             // Kafka topics are left: see tests/common/transport.rs.
             BrokerConfig::Kafka(_) | BrokerConfig::Embedded => {}
         }
     });
+}
+
+/// Orders in `status`.
+async fn orders_in(db: &tokio_postgres::Client, status: &str) -> i64 {
+    db.query_one("SELECT count(*) FROM orders WHERE status = $1", &[&status])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0)
+}
+
+/// Registers and logs in a buyer over HTTP; returns the access token.
+async fn buyer(addr: std::net::SocketAddr, name: &str) -> String {
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let creds =
+        json!({"email": format!("{name}@bench.example"), "password": "correct horse battery"});
+    let r = client
+        .post(format!("{base}/auth/register"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "register: {}", r.status());
+    let r = client
+        .post(format!("{base}/auth/login"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The saga: throughput from `POST /orders` to `paid`, placed → paid
+/// latency at a steady rate, and cached catalog reads beside the health
+/// route.
+fn saga(
+    server_rt: &tokio::runtime::Runtime,
+    load_rt: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    db: &tokio_postgres::Client,
+    seconds: u64,
+    conns: usize,
+) {
+    let rate: u64 = env_or("BENCH_ORDER_RATE", 200);
+    // One product per connection: orders for one product queue on its
+    // row lock by design (that is what keeps stock exact).
+    let (token, products) = server_rt.block_on(async {
+        let token = buyer(addr, "saga").await;
+        let products: Vec<uuid::Uuid> = db
+            .query(
+                "INSERT INTO products (name, description, price, stock) \
+                 SELECT 'Bench mug ' || i, 'benchmark', 19.99, 1000000000 \
+                   FROM generate_series(1, $1::int) AS i RETURNING id",
+                &[&(conns as i32)],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for i in 0..40 {
+            db.execute(
+                "INSERT INTO products (name, price, stock) VALUES ($1, 5.00 + $2::int, 100)",
+                &[&format!("Catalog item {i}"), &i],
+            )
+            .await
+            .unwrap();
+        }
+        (token, products)
+    });
+    let order_of = |product: &uuid::Uuid| json!({"items": [{"product_id": product, "quantity": 1}], "payment": {"token": "tok_visa"}});
+    let specs: Vec<RequestSpec> = products
+        .iter()
+        .map(|p| {
+            let mut spec = RequestSpec::post_json("/orders", &order_of(p));
+            spec.headers
+                .push(("authorization".to_string(), format!("Bearer {token}")));
+            spec
+        })
+        .collect();
+
+    // Throughput: orders placed by closed-loop clients for `seconds`,
+    // measured from the first POST until the last of them is paid.
+    let started = Instant::now();
+    let placed = load_rt.block_on(load_each(addr, &specs, conns, Duration::from_secs(seconds)));
+    let total = placed.requests as i64;
+    server_rt.block_on(async {
+        while orders_in(db, "paid").await < total {
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "orders not paid in time"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let saga_secs = started.elapsed().as_secs_f64();
+    row("POST /orders (placing)", &placed);
+    println!(
+        "saga: {total} orders placed → paid in {saga_secs:.2} s = {:.0} orders/s through the whole saga   (target >= 1000/s embedded)",
+        total as f64 / saga_secs
+    );
+
+    // Latency at a steady rate: one order every 1/rate s, open loop.
+    let steady = rate * seconds;
+    let before = server_rt.block_on(async {
+        db.query_one("SELECT now()", &[])
+            .await
+            .unwrap()
+            .get::<_, chrono::DateTime<chrono::Utc>>(0)
+    });
+    load_rt.block_on(async {
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/orders");
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+        let mut sent = Vec::new();
+        for i in 0..steady {
+            tick.tick().await;
+            let order = order_of(&products[i as usize % products.len()]);
+            let req = client.post(&url).bearer_auth(&token).json(&order);
+            sent.push(tokio::spawn(async move {
+                req.send().await.map(|r| r.status().as_u16())
+            }));
+        }
+        for s in sent {
+            let status = s.await.unwrap().unwrap_or(0);
+            assert_eq!(status, 201, "a steady-rate order was refused");
+        }
+    });
+    server_rt.block_on(async {
+        let started = Instant::now();
+        while orders_in(db, "paid").await < total + steady as i64 {
+            assert!(started.elapsed() < Duration::from_secs(300), "steady orders not paid in time");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let row = db
+            .query_one(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+                        percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms)
+                   FROM (SELECT (extract(epoch FROM updated_at - created_at) * 1000)::float8 AS ms
+                           FROM orders WHERE created_at >= $1 AND status = 'paid') AS t",
+                &[&before],
+            )
+            .await
+            .unwrap();
+        let (p50, p99, max): (f64, f64, f64) = (row.get(0), row.get(1), row.get(2));
+        println!(
+            "steady {rate} orders/s for {seconds} s: placed → paid p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms   (target p99 < 250 ms)"
+        );
+    });
+
+    // Cached catalog reads beside the cheapest route, same run.
+    let health = load_rt.block_on(load(
+        addr,
+        &RequestSpec::get("/auth/health", None),
+        conns,
+        Duration::from_secs(seconds),
+    ));
+    let products = load_rt.block_on(load(
+        addr,
+        &RequestSpec::get("/products?limit=20", None),
+        conns,
+        Duration::from_secs(seconds),
+    ));
+    row("GET /auth/health", &health);
+    row("GET /products?limit=20 (cached)", &products);
+    println!(
+        "  cached GET /products = {:.0} % of /auth/health's req/s   (target >= 70 %)",
+        100.0 * products.rps() / health.rps()
+    );
 }

@@ -272,6 +272,23 @@ pub async fn run_events(
     config: DispatchConfig,
     shutdown: watch::Receiver<bool>,
 ) {
+    let mut clocks = JoinSet::new();
+    for sub in &subscriptions {
+        if let Some(every) = config
+            .tick_override
+            .filter(|_| sub.tick.is_some())
+            .or(sub.tick)
+        {
+            clocks.spawn(crate::events::clock::run(
+                sub.clone(),
+                every,
+                invoker.clone(),
+                signer.clone(),
+                config.delivery_timeout,
+                shutdown.clone(),
+            ));
+        }
+    }
     match broker {
         BrokerConfig::Embedded => {
             EmbeddedDispatcher {
@@ -329,4 +346,5 @@ pub async fn run_events(
             consumers.join_all().await;
         }
     }
+    clocks.join_all().await;
 }

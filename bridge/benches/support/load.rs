@@ -78,11 +78,21 @@ impl RequestSpec {
 /// Closed-loop load: `conns` keep-alive connections, each sending the next
 /// request when the previous answer arrives, for `duration`.
 pub async fn load(addr: SocketAddr, spec: &RequestSpec, conns: usize, duration: Duration) -> Stats {
+    load_each(addr, std::slice::from_ref(spec), conns, duration).await
+}
+
+/// Like [`load`], connection `i` repeating `specs[i % specs.len()]`.
+pub async fn load_each(
+    addr: SocketAddr,
+    specs: &[RequestSpec],
+    conns: usize,
+    duration: Duration,
+) -> Stats {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for _ in 0..conns {
+    for i in 0..conns {
         let stop = stop.clone();
-        let spec = spec.clone();
+        let spec = specs[i % specs.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(100_000);
             let mut errors = 0u64;

@@ -23,6 +23,9 @@ pub struct DispatchConfig {
     pub concurrency: usize,
     /// How often to look for events when no notification arrives.
     pub poll_interval: Duration,
+    /// Replaces every subscription's `tick_every_secs` (tests and
+    /// `--tick-every-ms` shorten the clock).
+    pub tick_override: Option<Duration>,
 }
 
 impl Default for DispatchConfig {
@@ -34,6 +37,7 @@ impl Default for DispatchConfig {
             batch_size: 512,
             concurrency: 32,
             poll_interval: Duration::from_secs(1),
+            tick_override: None,
         }
     }
 }

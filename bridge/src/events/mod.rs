@@ -4,6 +4,7 @@
 //! invokers that call functions.
 
 pub mod amqp;
+pub mod clock;
 pub mod dispatch;
 pub mod embedded;
 pub mod event;

@@ -6,6 +6,7 @@
 //! route = "/analytics/events"            # where the CloudEvent is POSTed
 //! max_attempts = 5                       # then the event is dead-lettered
 //! batch = 100                            # optional: up to 100 events per POST
+//! tick_every_secs = 30                   # optional: the bridge's clock (see `clock`)
 //! ```
 //!
 //! With `batch` above 1 the function accepts CloudEvents batch mode
@@ -31,6 +32,8 @@ struct BridgeTable {
     max_attempts: u32,
     #[serde(default = "default_batch")]
     batch: usize,
+    #[serde(default)]
+    tick_every_secs: Option<u64>,
 }
 
 fn default_batch() -> usize {
@@ -58,6 +61,9 @@ pub struct Subscription {
     pub max_attempts: u32,
     /// Events per delivery (1: one CloudEvent per request, binary mode).
     pub batch: usize,
+    /// How often the bridge's clock delivers a `bridge.tick` event to the
+    /// route, if at all.
+    pub tick: Option<std::time::Duration>,
 }
 
 /// An event type pattern: exact, a `prefix.*` family, or `*`.
@@ -146,12 +152,16 @@ pub fn from_manifest(manifest: &Manifest) -> anyhow::Result<Vec<Subscription>> {
             .map(|p| TypePattern::parse(p))
             .collect::<anyhow::Result<_>>()
             .with_context(|| format!("[component.{id}.tool.bridge]"))?;
+        if table.tick_every_secs == Some(0) {
+            bail!("[component.{id}.tool.bridge]: tick_every_secs must be at least 1");
+        }
         out.push(Subscription {
             name: id.clone(),
             patterns,
             route: table.route,
             max_attempts: table.max_attempts.max(1),
             batch: table.batch,
+            tick: table.tick_every_secs.map(std::time::Duration::from_secs),
         });
     }
     Ok(out)

@@ -37,3 +37,13 @@ async fn http_invoker_and_forged_signatures() {
 async fn a_refused_batch_is_split_into_single_events() {
     scenarios::a_refused_batch_is_split_into_single_events(Transport::amqp()).await;
 }
+
+#[tokio::test]
+async fn store_saga_end_to_end() {
+    common::saga::saga_end_to_end(Transport::amqp()).await;
+}
+
+#[tokio::test]
+async fn store_unpaid_orders_time_out() {
+    common::saga::unpaid_orders_time_out(Transport::amqp()).await;
+}

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod saga;
 pub mod scenarios;
+pub mod store;
 pub mod subscriber;
 pub mod transport;
 

@@ -84,9 +84,24 @@ impl Transport {
         signer: Option<Signer>,
         config: DispatchConfig,
     ) -> Runner {
+        self.start_without(app, manifest, invoker, signer, config, &[])
+    }
+
+    /// Like [`Transport::start`], leaving out the named subscriptions (as
+    /// if those functions were down for good).
+    pub fn start_without(
+        &self,
+        app: &TestApp,
+        manifest: &Path,
+        invoker: Invoker,
+        signer: Option<Signer>,
+        config: DispatchConfig,
+        without: &[&str],
+    ) -> Runner {
         let host = app.running.as_ref().unwrap().host.clone();
         let manifest = Manifest::load(manifest).unwrap();
-        let (subscriptions, own_signer) = bridge::app::event_wiring(&manifest, &host).unwrap();
+        let (mut subscriptions, own_signer) = bridge::app::event_wiring(&manifest, &host).unwrap();
+        subscriptions.retain(|s| !without.contains(&s.name.as_str()));
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(run_events(
             self.broker(),
@@ -177,7 +192,14 @@ async fn teardown(broker: BrokerConfig) {
     match broker {
         BrokerConfig::Embedded => {}
         BrokerConfig::Amqp(config) => {
-            let subscriptions = ["analytics", "notifications", "probe"];
+            let subscriptions = [
+                "analytics",
+                "notifications",
+                "orders",
+                "payments",
+                "probe",
+                "products",
+            ];
             let _ = bridge::events::amqp::topology::delete(&config, &subscriptions).await;
         }
         // Kafka topics stay: deleting them on the development broker

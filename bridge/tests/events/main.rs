@@ -85,3 +85,13 @@ async fn a_late_committing_transaction_is_not_skipped() {
     assert_eq!(order, [early, late]);
     runner.stop().await;
 }
+
+#[tokio::test]
+async fn store_saga_end_to_end() {
+    common::saga::saga_end_to_end(Transport::Embedded).await;
+}
+
+#[tokio::test]
+async fn store_unpaid_orders_time_out() {
+    common::saga::unpaid_orders_time_out(Transport::Embedded).await;
+}

@@ -28,6 +28,7 @@ const ROUTES: &[Route<Handler>] = &[
     Route::new("GET", "/auth/health", handlers::health::handle),
     Route::new("POST", "/register", handlers::legacy_register::handle),
     Route::new("POST", "/login", handlers::legacy_login::handle),
+    Route::new("POST", "/users", handlers::legacy_users::handle),
 ];
 
 #[http_component]

@@ -85,6 +85,24 @@ impl CloudEvent {
             _ => None,
         }
     }
+
+    /// The data read as `T` (a payload type with its version's fields).
+    ///
+    /// # Errors
+    ///
+    /// 422 naming the field when the data does not have `T`'s shape: the
+    /// bridge dead-letters such an event at once instead of retrying it.
+    pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_path_to_error::deserialize(&self.data).map_err(|err| {
+            let path = err.path().to_string();
+            let field = if path == "." {
+                "data".to_owned()
+            } else {
+                format!("data.{path}")
+            };
+            ApiError::invalid(field, err.inner().to_string())
+        })
+    }
 }
 
 /// Verifies and parses the delivery in `req` with the configured secret.

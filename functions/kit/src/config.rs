@@ -23,6 +23,8 @@ pub const JWT_AUDIENCE: &str = "jwt_audience";
 /// Shared secret (its UTF-8 bytes are the HMAC-SHA256 key) with which the
 /// bridge signs CloudEvent deliveries; see [`crate::cloudevent`].
 pub const BRIDGE_SIGNING_SECRET: &str = "bridge_signing_secret";
+/// Seconds an order may stay unpaid before the clock cancels it.
+pub const ORDER_PAYMENT_TIMEOUT_SECONDS: &str = "order_payment_timeout_seconds";
 /// Where the notifications component POSTs `webhook` notifications.
 pub const NOTIFICATION_WEBHOOK_URL: &str = "notification_webhook_url";
 
@@ -70,6 +72,23 @@ pub fn get(name: &'static str) -> Result<String, ConfigError> {
             name,
             reason: format!("{err:?}"),
         }),
+    }
+}
+
+/// A whole number of seconds from `name`, or `default` when it is not set.
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] when the value is not a whole number, or
+/// [`ConfigError::Unreadable`].
+pub fn seconds(name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match get(name) {
+        Ok(raw) => raw.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: format!("{raw:?} is not a whole number of seconds"),
+        }),
+        Err(ConfigError::Missing(_)) => Ok(default),
+        Err(err) => Err(err),
     }
 }
 

@@ -77,6 +77,16 @@ pub fn parse_body<T: DeserializeOwned>(
             "the request body must be a JSON object".into(),
         ));
     }
+    from_value(value)
+}
+
+/// Reads an already parsed JSON value as `T` (for handlers that also need
+/// the raw value, e.g. to fingerprint it).
+///
+/// # Errors
+///
+/// 422 naming the field when a field has the wrong type or is missing.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let message = err.inner().to_string();

@@ -25,7 +25,9 @@ pub mod idempotency;
 pub mod json;
 pub mod jwt;
 pub mod outbox;
+pub mod paging;
 pub mod problem;
+pub mod query;
 pub mod router;
 
 pub use problem::{ApiError, FieldError};

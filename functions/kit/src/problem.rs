@@ -57,6 +57,18 @@ pub enum ApiError {
     /// 409: the change conflicts with existing state (a duplicate, say).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// 409 with its own problem type: the current state refuses the
+    /// change for a reason clients switch on (`out-of-stock`,
+    /// `order-not-pending`).
+    #[error("{slug}: {detail}")]
+    Refused {
+        /// The last segment of the problem `type` URI.
+        slug: &'static str,
+        /// Its fixed title.
+        title: &'static str,
+        /// This occurrence, e.g. naming the product.
+        detail: String,
+    },
     /// 413: the body exceeds the size limit.
     #[error("payload too large")]
     PayloadTooLarge {
@@ -128,7 +140,7 @@ impl ApiError {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
-            Self::Conflict(_) => 409,
+            Self::Conflict(_) | Self::Refused { .. } => 409,
             Self::PayloadTooLarge { .. } => 413,
             Self::Validation(_) => 422,
             Self::TooManyRequests { .. } => 429,
@@ -147,6 +159,7 @@ impl ApiError {
             Self::NotFound(_) => ("not-found", "Not found"),
             Self::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             Self::Conflict(_) => ("conflict", "Conflict"),
+            Self::Refused { slug, title, .. } => (slug, title),
             Self::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
             Self::Validation(_) => ("validation", "Validation failed"),
             Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
@@ -165,7 +178,8 @@ impl ApiError {
             | Self::Forbidden(d)
             | Self::NotFound(d)
             | Self::Conflict(d)
-            | Self::BadGateway(d) => d.clone(),
+            | Self::BadGateway(d)
+            | Self::Refused { detail: d, .. } => d.clone(),
             Self::MethodNotAllowed { allow } => {
                 format!("this resource only accepts {}", allow.join(", "))
             }

@@ -1,6 +1,7 @@
 //! `POST /login`: the seed service's login, kept for old clients.
 //!
-//! Answers `{access_token, token_type: "bearer"}` only; no refresh token.
+//! Answers `{access_token, token_type: "bearer", token}` only (`token`
+//! is the same JWT, for clients of the Express service); no refresh token.
 
 use kit::{ApiError, db};
 use spin_sdk::http::{Request, Response};

@@ -1,7 +1,8 @@
 //! `POST /register`: the seed service's registration, kept for old clients.
 //!
 //! Same validation as `/auth/register`, but answers like the original
-//! FastAPI service: 200 with `{access_token, token_type: "bearer"}`, and a
+//! FastAPI service: 200 with `{access_token, token_type: "bearer"}` (plus
+//! `token`, the same token, for Express clients), and a
 //! duplicate e-mail is a 400.
 
 use kit::{ApiError, config, json};
@@ -17,6 +18,9 @@ struct LegacyToken {
     access_token: String,
     /// Always `bearer` (lowercase, as the seed service sent it).
     token_type: &'static str,
+    /// The same token again, under the name the Express service's
+    /// `POST /login` used.
+    token: String,
 }
 
 /// Issues an access token for `user` and answers 200 in the seed shape.
@@ -32,6 +36,7 @@ pub fn respond_with_token(
     json::respond(
         200,
         &LegacyToken {
+            token: access.token.clone(),
             access_token: access.token,
             token_type: "bearer",
         },

@@ -3,6 +3,7 @@
 pub mod health;
 pub mod legacy_login;
 pub mod legacy_register;
+pub mod legacy_users;
 pub mod login;
 pub mod logout;
 pub mod me;

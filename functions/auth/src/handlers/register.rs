@@ -17,6 +17,17 @@ pub struct RegisterBody {
     username: Option<String>,
 }
 
+impl RegisterBody {
+    /// A body from its fields (for routes that accept another shape).
+    pub fn new(email: String, password: String, username: Option<String>) -> Self {
+        Self {
+            email,
+            password,
+            username,
+        }
+    }
+}
+
 /// A registration whose every field is valid.
 #[derive(Debug)]
 pub struct NewUser {

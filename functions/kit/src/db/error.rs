@@ -46,9 +46,35 @@ pub enum ErrorKind {
     /// The database cannot be reached or cannot serve now (connection
     /// failures, shutdown, too many connections).
     Unavailable,
+    /// The statement refused the change on purpose with one of
+    /// spinmesh's own conditions (SQLSTATE class `SM`, raised by the SQL
+    /// functions the migrations define, e.g. `SMOOS` out of stock), with
+    /// the `DETAIL` it gave (the product id, say).
+    Refused {
+        /// The SQLSTATE, e.g. `SMOOS`.
+        code: String,
+        /// The raised `DETAIL`, when the host passed it on.
+        detail: Option<String>,
+    },
     /// Anything else: a bug in a statement or an unexpected state.
     Other,
 }
+
+/// spinmesh's own SQLSTATEs and the messages the migrations raise them
+/// with; Spin 3.x passes only the message text, so the message identifies
+/// the condition there.
+pub const REFUSALS: &[(&str, &str)] = &[
+    (OUT_OF_STOCK, "out of stock"),
+    (NO_SUCH_PRODUCT, "no such product"),
+    (MIXED_CURRENCIES, "mixed currencies"),
+];
+
+/// Raised by `reserve_stock` when a product has too little stock.
+pub const OUT_OF_STOCK: &str = "SMOOS";
+/// Raised by `reserve_stock` for an unknown or archived product.
+pub const NO_SUCH_PRODUCT: &str = "SMNOP";
+/// Raised when one order names products priced in different currencies.
+pub const MIXED_CURRENCIES: &str = "SMMIX";
 
 /// A classified database failure, with what was being done.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -80,7 +106,14 @@ impl Error {
                     .iter()
                     .find(|(name, _)| name == "constraint")
                     .map(|(_, value)| value.clone());
-                kind_of(&db.code, constraint)
+                if db.code.starts_with("SM") {
+                    ErrorKind::Refused {
+                        code: db.code.clone(),
+                        detail: db.detail.clone(),
+                    }
+                } else {
+                    kind_of(&db.code, constraint)
+                }
             }
             PgError::QueryFailed(QueryError::Text(text)) => classify_text(text),
             _ => ErrorKind::Other,
@@ -98,6 +131,15 @@ impl Error {
     /// What kind of failure it was.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind
+    }
+
+    /// The condition's code and detail, if the statement refused the
+    /// change on purpose ([`ErrorKind::Refused`]).
+    pub fn refusal(&self) -> Option<(&str, Option<&str>)> {
+        match &self.kind {
+            ErrorKind::Refused { code, detail } => Some((code.as_str(), detail.as_deref())),
+            _ => None,
+        }
     }
 
     /// The violated constraint, if this is a unique violation.
@@ -134,7 +176,27 @@ pub fn classify_text(text: &str) -> ErrorKind {
         .or_else(|| quoted_after(text, "violates unique constraint \\\""))
         .or_else(|| quoted_after(text, "violates unique constraint \""));
     if let Some(code) = field_after(text, "code: \"", 5) {
+        if code.starts_with("SM") {
+            let detail = quoted_after(text, "detail: Some(\"");
+            return ErrorKind::Refused {
+                code: code.to_owned(),
+                detail,
+            };
+        }
         return kind_of(code, constraint);
+    }
+    // Spin 3.x: `db error: ERROR: out of stock\nDETAIL: <detail>`.
+    for (code, message) in REFUSALS {
+        if text.contains(&format!("ERROR: {message}")) {
+            let detail = text
+                .split_once("DETAIL: ")
+                .map(|(_, rest)| rest.lines().next().unwrap_or_default().trim().to_owned())
+                .filter(|d| !d.is_empty());
+            return ErrorKind::Refused {
+                code: (*code).to_owned(),
+                detail,
+            };
+        }
     }
     if let Some(code) = field_after(text, "SqlState(E", 5) {
         return kind_of(code, constraint);
@@ -297,5 +359,39 @@ Stack backtrace:
         for code in ["23505", "42P01", "22P02"] {
             assert!(!is_unavailable_code(code), "{code}");
         }
+    }
+
+    #[test]
+    fn refusals_keep_their_code_and_detail_in_every_form() {
+        let id = "7d2c5f7e-0000-4000-8000-000000000001";
+        let expected = ErrorKind::Refused {
+            code: OUT_OF_STOCK.to_owned(),
+            detail: Some(id.to_owned()),
+        };
+        let spin_4 = format!(
+            "Error::QueryFailed(QueryError::DbError(DbError {{ as-text: \"db error: ERROR: out of stock\\nDETAIL: {id}\", severity: \"ERROR\", code: \"SMOOS\", message: \"out of stock\", detail: Some(\"{id}\"), extras: [] }}))"
+        );
+        let spin_3 = format!(
+            "db error: ERROR: out of stock\nDETAIL: {id}\n\nCaused by:\n    ERROR: out of stock"
+        );
+        assert_eq!(classify_text(&spin_4), expected);
+        assert_eq!(classify_text(&spin_3), expected);
+        let structured = PgError::QueryFailed(QueryError::DbError(DbError {
+            as_text: String::new(),
+            severity: "ERROR".into(),
+            code: NO_SUCH_PRODUCT.into(),
+            message: "no such product".into(),
+            detail: Some(id.into()),
+            extras: vec![],
+        }));
+        let err = Error::from_pg(&structured);
+        assert_eq!(err.refusal(), Some((NO_SUCH_PRODUCT, Some(id))));
+        assert_eq!(
+            classify_text("db error: ERROR: no such product"),
+            ErrorKind::Refused {
+                code: NO_SUCH_PRODUCT.to_owned(),
+                detail: None,
+            }
+        );
     }
 }

@@ -21,7 +21,8 @@ use anyhow::anyhow;
 use spin_sdk::pg4;
 
 pub use error::{
-    DEADLOCK_DETECTED, Error, ErrorKind, SERIALIZATION_FAILURE, UNIQUE_VIOLATION, classify_text,
+    DEADLOCK_DETECTED, Error, ErrorKind, MIXED_CURRENCIES, NO_SUCH_PRODUCT, OUT_OF_STOCK, REFUSALS,
+    SERIALIZATION_FAILURE, UNIQUE_VIOLATION, classify_text,
 };
 pub use spin_sdk::pg4::{DbValue, Decode, ParameterValue};
 pub use statement::{Statement, unwrap_rows};
@@ -130,6 +131,10 @@ impl From<Error> for ApiError {
             ErrorKind::UniqueViolation { .. } => {
                 eprintln!("conflict: {err}");
                 ApiError::Conflict("the change conflicts with an existing record".to_owned())
+            }
+            ErrorKind::Refused { .. } => {
+                eprintln!("refused: {err}");
+                ApiError::Conflict("the change was refused by the current state".to_owned())
             }
             ErrorKind::Retryable | ErrorKind::Unavailable => ApiError::unavailable("postgres", err),
             ErrorKind::Other => ApiError::Internal(anyhow!(err)),

@@ -1,9 +1,11 @@
 //! `POST /notifications/events`: events the bridge delivers.
 //!
 //! `user.registered` stores (and logs) a welcome notification for
-//! `data.user_id`, once per event id (consumer `notifications`); the claim
-//! and the insert are one statement. Other types are acknowledged and
-//! ignored.
+//! `data.user_id`; `order.paid`, `order.payment_failed` and
+//! `order.cancelled` tell the buyer (`data.user_id`) what became of the
+//! order. Each is stored once per event id (consumer `notifications`); the
+//! claim and the insert are one statement. Other types are acknowledged
+//! and ignored.
 
 use kit::cloudevent::{self, CloudEvent};
 use kit::idempotency::{Claim, Outcome};
@@ -16,16 +18,47 @@ use crate::store;
 /// This consumer's name in `processed_events`.
 pub const CONSUMER: &str = "notifications";
 
-/// A welcome for a new account.
+/// A notice for a user, made from an event.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Welcome {
-    /// The new user.
+pub struct Notice {
+    /// The recipient.
     pub user_id: String,
     /// The text.
     pub message: String,
 }
 
-impl TryFrom<&CloudEvent> for Welcome {
+/// The notice an order event means for its buyer: `None` for types this
+/// consumer does not act on.
+///
+/// # Errors
+///
+/// 422 when the data lacks `user_id` or `order_id`.
+pub fn order_notice(event: &CloudEvent) -> Result<Option<Notice>, ApiError> {
+    let text = match event.kind.as_str() {
+        "order.paid" => "has been paid. Thank you!",
+        "order.payment_failed" => "could not be paid",
+        "order.cancelled" => "has been cancelled",
+        _ => return Ok(None),
+    };
+    let user_id = event.data_text("user_id");
+    let order_id = event.data_text("order_id");
+    let (Some(user_id), Some(order_id)) = (user_id, order_id) else {
+        return Err(ApiError::invalid(
+            "data",
+            "data.user_id and data.order_id are required",
+        ));
+    };
+    let why = match (event.kind.as_str(), event.data_text("reason")) {
+        ("order.paid", _) | (_, None) => String::new(),
+        (_, Some(reason)) => format!(" ({reason})"),
+    };
+    Ok(Some(Notice {
+        user_id,
+        message: format!("Your order {order_id} {text}{why}"),
+    }))
+}
+
+impl TryFrom<&CloudEvent> for Notice {
     type Error = ApiError;
 
     /// Reads `user.registered` data (version 1: `user_id`, `email`).
@@ -58,10 +91,14 @@ impl TryFrom<&CloudEvent> for Welcome {
 /// (the bridge retries).
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let event = cloudevent::receive(req)?;
-    if event.kind != "user.registered" {
-        return Outcome::Ignored.respond();
-    }
-    let welcome = Welcome::try_from(&event)?;
+    let welcome = if event.kind == "user.registered" {
+        Notice::try_from(&event)?
+    } else {
+        match order_notice(&event)? {
+            Some(notice) => notice,
+            None => return Outcome::Ignored.respond(),
+        }
+    };
     let claim = Claim {
         consumer: CONSUMER,
         event_id: event.id,
@@ -93,9 +130,48 @@ mod tests {
     #[test]
     fn a_registration_becomes_a_welcome() {
         let event = registered(json!({"version": 1, "user_id": "u1", "email": "a@b.co"}));
-        let welcome = Welcome::try_from(&event).unwrap();
+        let welcome = Notice::try_from(&event).unwrap();
         assert_eq!(welcome.user_id, "u1");
         assert_eq!(welcome.message, "Welcome, a@b.co!");
+    }
+
+    #[test]
+    fn order_events_become_notices_for_the_buyer() {
+        let event = |kind: &str, data| CloudEvent {
+            kind: kind.into(),
+            ..registered(data)
+        };
+        let paid = order_notice(&event(
+            "order.paid",
+            json!({"user_id": "u1", "order_id": "o1"}),
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(paid.user_id, "u1");
+        assert_eq!(paid.message, "Your order o1 has been paid. Thank you!");
+        let failed = order_notice(&event(
+            "order.payment_failed",
+            json!({"user_id": "u1", "order_id": "o1", "reason": "card_declined"}),
+        ))
+        .unwrap()
+        .unwrap();
+        assert!(
+            failed
+                .message
+                .ends_with("could not be paid (card_declined)"),
+            "{failed:?}"
+        );
+        assert!(
+            order_notice(&event("order.created", json!({})))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            order_notice(&event("order.cancelled", json!({"user_id": "u1"})))
+                .unwrap_err()
+                .status(),
+            422
+        );
     }
 
     #[test]
@@ -105,7 +181,7 @@ mod tests {
             json!({"user_id": "u"}),
             json!(null),
         ] {
-            let err = Welcome::try_from(&registered(data.clone())).unwrap_err();
+            let err = Notice::try_from(&registered(data.clone())).unwrap_err();
             assert_eq!(err.status(), 422, "{data}");
         }
     }

@@ -1,0 +1,5 @@
+//! One module per operation: parse → apply → respond.
+
+pub mod deliver;
+pub mod get;
+pub mod health;
