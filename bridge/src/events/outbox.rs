@@ -33,6 +33,7 @@ pub struct OutboxCursor {
     _connection: AbortOnDrop,
     name: String,
     read: Statement,
+    advance: Statement,
     txid: String,
     position: i64,
 }
@@ -86,6 +87,13 @@ impl OutboxCursor {
                   LIMIT $3",
             )
             .await?;
+        // Prepared once: a busy reader advances after every batch.
+        let advance = client
+            .prepare(
+                "UPDATE bridge_cursors SET txid = $2::text::xid8, position = $3, updated_at = now()
+                  WHERE subscription = $1",
+            )
+            .await?;
         let row = client
             .query_one(
                 "SELECT txid::text, position FROM bridge_cursors WHERE subscription = $1",
@@ -97,6 +105,7 @@ impl OutboxCursor {
             _connection: connection,
             name: name.to_string(),
             read,
+            advance,
             txid: row.get(0),
             position: row.get(1),
         }))
@@ -150,11 +159,7 @@ impl OutboxCursor {
     /// When the update fails; the cursor then stays where it was.
     pub async fn advance(&mut self, last: &OutboxEvent) -> anyhow::Result<()> {
         self.client
-            .execute(
-                "UPDATE bridge_cursors SET txid = $2::text::xid8, position = $3, updated_at = now()
-                  WHERE subscription = $1",
-                &[&self.name, &last.txid, &last.position],
-            )
+            .execute(&self.advance, &[&self.name, &last.txid, &last.position])
             .await
             .context("advancing the cursor")?;
         self.txid = last.txid.clone();

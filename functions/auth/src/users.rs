@@ -12,7 +12,7 @@
 
 use anyhow::Context;
 use kit::ApiError;
-use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement};
+use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement, text_or_null};
 use kit::domain::{Email, Role, Username};
 use kit::outbox::{self, EventSpec};
 use serde::Serialize;
@@ -81,10 +81,7 @@ fn from_row(row: &[DbValue]) -> anyhow::Result<User> {
 }
 
 fn first_user(rows: &[Vec<DbValue>]) -> Result<Option<User>, ApiError> {
-    rows.first()
-        .map(|row| from_row(row))
-        .transpose()
-        .map_err(ApiError::Internal)
+    db::decode_first(rows, from_row)
 }
 
 /// Tells which account field a unique violation is about, by the
@@ -95,12 +92,6 @@ fn write_error(err: db::Error, context: &str) -> WriteError {
         Some(Some(EMAIL_KEY)) => WriteError::EmailTaken,
         _ => WriteError::Db(err.doing(context).into()),
     }
-}
-
-fn text_or_null(value: Option<&str>) -> ParameterValue {
-    value.map_or(ParameterValue::DbNull, |v| {
-        ParameterValue::Str(v.to_owned())
-    })
 }
 
 /// `user.registered`, emitted with every new account (aggregate `users`,

@@ -102,15 +102,16 @@ pub fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
 /// A family of cache entries invalidated all at once by bumping one
 /// counter (a versioned key scheme).
 ///
-/// Every entry's key embeds the family's current version
-/// (`<prefix>:<version>:<entry>`), so a write that changes what any entry
-/// could show only has to `INCR` the version: readers then miss, fill
-/// entries under the new version, and the old ones age out by their TTL.
-/// That keeps invalidation O(1) for list pages whose keys nobody could
+/// Every entry is stored with the family's version at the time it was
+/// filled (`<version>\n<value>` under `<prefix>:<entry>`), and a read
+/// fetches the current version and the entry in one `MGET`: the entry is
+/// a hit only if it was filled under the current version. A write that
+/// changes what any entry could show only has to `INCR` the version, so
+/// invalidation is O(1) even for list pages whose keys nobody could
 /// enumerate. It is race-free in the direction that matters: a reader
-/// that filled an entry from the data before a write did so under the old
-/// version, which nobody reads once the writer has bumped it, and the
-/// writer bumps before it answers.
+/// that filled an entry from data older than a write did so under the
+/// old version, which no longer matches once the writer has bumped it,
+/// and the writer bumps before it answers.
 #[derive(Debug, Clone, Copy)]
 pub struct Versioned {
     /// Key prefix, e.g. `spinmesh:products`.
@@ -133,26 +134,43 @@ impl Versioned {
         format!("{}:version", self.prefix)
     }
 
-    /// The current version (0 before the first bump).
+    /// The key `entry` is stored under.
+    pub fn key(&self, entry: &str) -> String {
+        format!("{}:entry:{entry}", self.prefix)
+    }
+
+    /// The current version (0 before the first bump) and `entry`'s value
+    /// if it was filled under that version, in one round trip.
     ///
     /// # Errors
     ///
     /// As [`classify`]; a version that is not a number is a 500.
-    pub fn version(&self, conn: &Connection) -> Result<u64, ApiError> {
-        match get(conn, &self.version_key())? {
-            None => Ok(0),
-            Some(bytes) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| {
-                    ApiError::Internal(anyhow!("{} is not a number", self.version_key()))
-                }),
+    pub fn lookup(
+        &self,
+        conn: &Connection,
+        entry: &str,
+    ) -> Result<(u64, Option<Vec<u8>>), ApiError> {
+        let args = [
+            RedisParameter::Binary(self.version_key().into_bytes()),
+            RedisParameter::Binary(self.key(entry).into_bytes()),
+        ];
+        let reply = conn
+            .execute("MGET", &args)
+            .map_err(|e| classify(e, "MGET cache lookup"))?;
+        let mut reply = reply.into_iter();
+        let version = match reply.next() {
+            Some(redis::RedisResult::Binary(b)) => {
+                std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok())
+            }
+            Some(redis::RedisResult::Nil) => Some(0),
+            _ => None,
         }
-    }
-
-    /// The key of `entry` under `version`.
-    pub fn key(&self, version: u64, entry: &str) -> String {
-        format!("{}:{version}:{entry}", self.prefix)
+        .ok_or_else(|| ApiError::Internal(anyhow!("{} is not a number", self.version_key())))?;
+        let value = match reply.next() {
+            Some(redis::RedisResult::Binary(stored)) => filled_under(version, stored),
+            _ => None,
+        };
+        Ok((version, value))
     }
 
     /// Invalidates every entry: `INCR` the version.
@@ -166,7 +184,8 @@ impl Versioned {
             .map_err(|e| classify(e, "INCR"))
     }
 
-    /// Stores `value` for `entry` under `version`, with the family's TTL.
+    /// Stores `value` for `entry` as filled under `version`, with the
+    /// family's TTL.
     ///
     /// # Errors
     ///
@@ -178,7 +197,9 @@ impl Versioned {
         entry: &str,
         value: &[u8],
     ) -> Result<(), ApiError> {
-        set_with_ttl(conn, &self.key(version, entry), value, self.ttl_secs)
+        let mut stored = format!("{version}\n").into_bytes();
+        stored.extend_from_slice(value);
+        set_with_ttl(conn, &self.key(entry), &stored, self.ttl_secs)
     }
 
     /// Bumps the version, logging instead of failing: for writers whose
@@ -189,5 +210,29 @@ impl Versioned {
         if let Err(err) = connect().and_then(|conn| self.bump(&conn)) {
             eprintln!("cache {}: could not invalidate: {err}", self.prefix);
         }
+    }
+}
+
+/// The value of a stored entry if it was filled under `version`.
+fn filled_under(version: u64, mut stored: Vec<u8>) -> Option<Vec<u8>> {
+    let newline = stored.iter().position(|&b| b == b'\n')?;
+    let filled: u64 = std::str::from_utf8(&stored[..newline]).ok()?.parse().ok()?;
+    (filled == version).then(|| stored.split_off(newline + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_counts_only_under_the_version_it_was_filled_under() {
+        assert_eq!(
+            filled_under(3, b"3\n{\"a\":1}".to_vec()),
+            Some(b"{\"a\":1}".to_vec())
+        );
+        assert_eq!(filled_under(4, b"3\n{}".to_vec()), None);
+        assert_eq!(filled_under(0, b"0\n".to_vec()), Some(Vec::new()));
+        assert_eq!(filled_under(3, b"garbage".to_vec()), None);
+        assert_eq!(PRODUCTS.key("item:x"), "spinmesh:products:entry:item:x");
     }
 }

@@ -11,6 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
+use crate::db::{ParameterValue, text};
 use crate::domain::Timestamp;
 use crate::problem::ApiError;
 use crate::query::Query;
@@ -92,6 +93,17 @@ impl PageRequest {
         };
         let after = query.get("cursor").map(Cursor::decode).transpose()?;
         Ok(Self { limit, after })
+    }
+
+    /// The position parameters of a keyset condition such as
+    /// `($n::text IS NULL OR (created_at, id) > ($n::text::timestamptz,
+    /// $m::text::uuid))`: the cursor's `created_at` and `id` as text, or
+    /// two `NULL`s on the first page.
+    pub fn after_params(&self) -> [ParameterValue; 2] {
+        match &self.after {
+            Some(c) => [text(&c.created_at), text(c.id)],
+            None => [ParameterValue::DbNull, ParameterValue::DbNull],
+        }
     }
 
     /// How many rows to fetch: one more than the page, to learn whether

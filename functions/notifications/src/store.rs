@@ -143,10 +143,7 @@ pub fn insert_once(
     ]);
     let rows = outbox::query_after(conn, &NOTIFICATION_SENT, &[Claim::cte()], &change, &params)
         .doing("storing an event's notification")?;
-    rows.first()
-        .map(|row| from_row(row))
-        .transpose()
-        .map_err(ApiError::Internal)
+    db::decode_first(&rows, from_row)
 }
 
 /// A user's latest notifications, newest first.
@@ -170,8 +167,5 @@ pub fn latest_for(
         ParameterValue::Int64(i64::from(limit)),
     ];
     let rows = conn.rows(&sql, &params).doing("listing notifications")?;
-    rows.iter()
-        .map(|row| from_row(row))
-        .collect::<anyhow::Result<_>>()
-        .map_err(ApiError::Internal)
+    db::decode_all(&rows, from_row)
 }

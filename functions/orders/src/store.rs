@@ -8,7 +8,7 @@
 //! for a row that really moved.
 
 use kit::ApiError;
-use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement};
+use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement, text};
 use kit::idempotency::{CLAIMED, Claim};
 use kit::outbox::{self, EventSpec};
 use kit::paging::{Cursor, PageRequest};
@@ -177,14 +177,7 @@ fn from_row(row: &[DbValue]) -> anyhow::Result<Order> {
 }
 
 fn orders(rows: &[Vec<DbValue>]) -> Result<Vec<Order>, ApiError> {
-    rows.iter()
-        .map(|row| from_row(row))
-        .collect::<anyhow::Result<_>>()
-        .map_err(ApiError::Internal)
-}
-
-fn text(value: impl ToString) -> ParameterValue {
-    ParameterValue::Str(value.to_string())
+    db::decode_all(rows, from_row)
 }
 
 /// The first order of `rows`, which must be there.
@@ -288,10 +281,7 @@ pub fn list_mine(
          ORDER BY o.created_at DESC, o.id DESC LIMIT $4::bigint",
         columns()
     ));
-    let (at, id) = match &page.after {
-        Some(c) => (text(&c.created_at), text(c.id)),
-        None => (ParameterValue::DbNull, ParameterValue::DbNull),
-    };
+    let [at, id] = page.after_params();
     let params = [text(user_id), at, id, ParameterValue::Int64(page.fetch())];
     let rows = conn.rows(&sql, &params).doing("listing orders")?;
     Ok(page.split(orders(&rows)?, |o| Cursor {

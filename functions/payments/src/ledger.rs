@@ -1,7 +1,7 @@
 //! The `payments` table and the attempt counter.
 
 use kit::ApiError;
-use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement};
+use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement, text};
 use kit::domain::Amount;
 use kit::idempotency::{CLAIMED, Claim};
 use kit::outbox::EventSpec;
@@ -90,10 +90,6 @@ fn from_row(row: &[DbValue]) -> anyhow::Result<Payment> {
         attempts: db::column(row, 7, "attempts")?,
         created_at: db::column(row, 8, "created_at")?,
     })
-}
-
-fn text(value: impl ToString) -> ParameterValue {
-    ParameterValue::Str(value.to_string())
 }
 
 /// Counts one more presentation of `order_id` to the processor; returns
@@ -185,10 +181,7 @@ pub fn record(
     let rows = conn
         .rows(&spec.wrap_after(&[Claim::cte()], &change), &params)
         .doing("recording a payment")?;
-    rows.first()
-        .map(|row| from_row(row))
-        .transpose()
-        .map_err(ApiError::Internal)
+    db::decode_first(&rows, from_row)
 }
 
 /// The payment of `order_id`, if `caller` may see it (its buyer, or
@@ -214,8 +207,5 @@ pub fn find(
         ParameterValue::Boolean(any_owner),
     ];
     let rows = conn.rows(&sql, &params).doing("loading a payment")?;
-    rows.first()
-        .map(|row| from_row(row))
-        .transpose()
-        .map_err(ApiError::Internal)
+    db::decode_first(&rows, from_row)
 }

@@ -51,21 +51,16 @@ pub fn read(
     entry: &str,
     load: impl FnOnce() -> Result<Option<Vec<u8>>, ApiError>,
 ) -> Result<(Option<Vec<u8>>, Source), ApiError> {
-    let Some((conn, version)) = cache::connect()
-        .and_then(|conn| PRODUCTS.version(&conn).map(|v| (conn, v)))
-        .map_err(|e| eprintln!("products cache unavailable, reading Postgres: {e}"))
-        .ok()
-    else {
-        return Ok((load()?, Source::Bypass));
-    };
-    match cache::get(&conn, &PRODUCTS.key(version, entry)) {
-        Ok(Some(bytes)) => return Ok((Some(bytes), Source::Hit)),
-        Ok(None) => {}
+    let looked_up =
+        cache::connect().and_then(|conn| PRODUCTS.lookup(&conn, entry).map(|hit| (conn, hit)));
+    let (conn, version) = match looked_up {
+        Ok((_, (_, Some(bytes)))) => return Ok((Some(bytes), Source::Hit)),
+        Ok((conn, (version, None))) => (conn, version),
         Err(e) => {
-            eprintln!("products cache read failed, reading Postgres: {e}");
+            eprintln!("products cache unavailable, reading Postgres: {e}");
             return Ok((load()?, Source::Bypass));
         }
-    }
+    };
     let loaded = load()?;
     if let Some(bytes) = &loaded
         && let Err(e) = PRODUCTS.put(&conn, version, entry, bytes)

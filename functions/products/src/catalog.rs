@@ -5,7 +5,9 @@
 //! prices stay exact decimals on every host.
 
 use kit::ApiError;
-use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement};
+use kit::db::{
+    self, Connection, DbValue, Doing as _, ParameterValue, Statement, text, text_or_null,
+};
 use kit::domain::Amount;
 use kit::idempotency::{CLAIMED, Claim};
 use kit::outbox::{self, EventSpec};
@@ -123,18 +125,7 @@ fn from_row(row: &[DbValue]) -> anyhow::Result<Product> {
 }
 
 fn products(rows: &[Vec<DbValue>]) -> Result<Vec<Product>, ApiError> {
-    rows.iter()
-        .map(|row| from_row(row))
-        .collect::<anyhow::Result<_>>()
-        .map_err(ApiError::Internal)
-}
-
-fn text(value: impl ToString) -> ParameterValue {
-    ParameterValue::Str(value.to_string())
-}
-
-fn text_or_null<T: ToString>(value: Option<T>) -> ParameterValue {
-    value.map_or(ParameterValue::DbNull, text)
+    db::decode_all(rows, from_row)
 }
 
 /// What a listing is filtered by.
@@ -172,10 +163,7 @@ pub fn list(
          ORDER BY p.created_at, p.id LIMIT $7::bigint",
         columns()
     ));
-    let (at, id) = match &page.after {
-        Some(c) => (text(&c.created_at), text(c.id)),
-        None => (ParameterValue::DbNull, ParameterValue::DbNull),
-    };
+    let [at, id] = page.after_params();
     let params = [
         text_or_null(filter.q.as_deref()),
         text_or_null(filter.min_price),
@@ -298,10 +286,7 @@ pub fn archive(conn: &Connection, id: Uuid) -> Result<Option<bool>, ApiError> {
             &[text(id)],
         )
         .doing("archiving a product")?;
-    rows.first()
-        .map(|row| db::column::<bool>(row, 1, "deleted"))
-        .transpose()
-        .map_err(ApiError::Internal)
+    db::decode_first(&rows, |row| db::column::<bool>(row, 1, "deleted"))
 }
 
 /// Gives back the stock `order_id` still holds, once per event (the
@@ -325,8 +310,5 @@ pub fn release_for(
     let rows = conn
         .rows(&sql, &claim.params([text(order_id)]))
         .doing("releasing an order's stock")?;
-    rows.first()
-        .map(|row| db::column::<i32>(row, 0, "units"))
-        .transpose()
-        .map_err(ApiError::Internal)
+    db::decode_first(&rows, |row| db::column::<i32>(row, 0, "units"))
 }

@@ -154,6 +154,49 @@ pub fn column<T: Decode>(row: &[DbValue], index: usize, name: &str) -> anyhow::R
     T::decode(value).map_err(|e: pg4::Error| anyhow!("column {name}: {e}"))
 }
 
+/// A text parameter. Statements cast it to the column's type
+/// (`$n::text::uuid`, `$n::text::numeric`), so UUIDs, exact decimals and
+/// timestamps cross every host alike, as text.
+pub fn text(value: impl ToString) -> ParameterValue {
+    ParameterValue::Str(value.to_string())
+}
+
+/// [`text`], or SQL `NULL` for `None`.
+pub fn text_or_null<T: ToString>(value: Option<T>) -> ParameterValue {
+    value.map_or(ParameterValue::DbNull, text)
+}
+
+/// Decodes every row with `decode`; a row that does not decode is a bug
+/// in the statement (500).
+///
+/// # Errors
+///
+/// 500 naming what did not decode.
+pub fn decode_all<T>(
+    rows: &[Row],
+    decode: impl Fn(&[DbValue]) -> anyhow::Result<T>,
+) -> Result<Vec<T>, ApiError> {
+    rows.iter()
+        .map(|row| decode(row))
+        .collect::<anyhow::Result<_>>()
+        .map_err(ApiError::Internal)
+}
+
+/// Decodes the first row, if any, with `decode`.
+///
+/// # Errors
+///
+/// As [`decode_all`].
+pub fn decode_first<T>(
+    rows: &[Row],
+    decode: impl Fn(&[DbValue]) -> anyhow::Result<T>,
+) -> Result<Option<T>, ApiError> {
+    rows.first()
+        .map(|row| decode(row))
+        .transpose()
+        .map_err(ApiError::Internal)
+}
+
 /// SQL rendering a `timestamptz` column as RFC 3339 UTC text, e.g.
 /// `2024-05-01T12:00:00.000000Z`: text crosses every host identically.
 #[macro_export]

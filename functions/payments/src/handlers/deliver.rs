@@ -50,11 +50,14 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
         event_id: event.id,
     };
     let conn = db::connect()?;
-    if ledger::exists(&conn, order.order_id)? {
-        return Outcome::Duplicate.respond();
-    }
     let token = order.payment_token.as_deref();
+    // Only the transient-failure token keeps state between attempts; a
+    // redelivery after its payment must not count as another attempt.
+    // Every other redelivery is caught by the claim in `record`.
     let attempt = if processor::counts_attempts(token) {
+        if ledger::exists(&conn, order.order_id)? {
+            return Outcome::Duplicate.respond();
+        }
         ledger::count_attempt(&conn, order.order_id)?
     } else {
         1
