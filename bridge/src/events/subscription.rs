@@ -203,4 +203,33 @@ mod tests {
             "order.paid"
         );
     }
+
+    #[test]
+    fn the_project_manifest_ticks_the_orders_subscription_only() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml");
+        let manifest = Manifest::load(&path).unwrap();
+        let subs = from_manifest(&manifest).unwrap();
+        let ticking: Vec<_> = subs
+            .iter()
+            .filter_map(|s| s.tick.map(|t| (s.name.as_str(), t)))
+            .collect();
+        assert_eq!(ticking, [("orders", std::time::Duration::from_secs(30))]);
+    }
+
+    #[test]
+    fn a_zero_tick_is_refused() {
+        let dir = std::env::temp_dir().join(format!("tick-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("spin.toml");
+        std::fs::write(
+            &path,
+            "spin_manifest_version = 2\n[application]\nname='x'\n[[trigger.http]]\nroute='/a/...'\ncomponent='a'\n\
+             [component.a]\nsource='a.wasm'\n[component.a.tool.bridge]\nsubscribe=['x.y']\nroute='/a/events'\ntick_every_secs=0\n",
+        )
+        .unwrap();
+        let manifest = Manifest::load(&path).unwrap();
+        let err = from_manifest(&manifest).unwrap_err().to_string();
+        assert!(err.contains("tick_every_secs"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
 }
