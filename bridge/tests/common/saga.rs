@@ -148,10 +148,7 @@ pub async fn unpaid_orders_time_out(transport: Transport) {
     let app = store_app(&[("order_payment_timeout_seconds", "1")]).await;
     let db = app.db().await;
     let admin = app.admin_token().await;
-    let pid = app.product(&admin, "Lamp", "5.00", 3).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pid = app.product_id(&admin, "Lamp", "5.00", 3).await;
     let (buyer, _, _) = app.shopper().await;
     let id = app.placed(&buyer, &pid, 2, Some("tok_visa")).await;
     assert_eq!(app.stock(&pid).await, 1);

@@ -66,6 +66,14 @@ impl TestApp {
         r.json()
     }
 
+    /// Creates a product (as `admin`); returns its id.
+    pub async fn product_id(&self, admin: &str, name: &str, price: &str, stock: i64) -> String {
+        self.product(admin, name, price, stock).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Places an order for `quantity` of `product` paid with `token`.
     pub async fn order(
         &self,

@@ -9,10 +9,7 @@ use crate::common::store::PASSWORD;
 async fn orders_and_payments_are_their_owners_and_admins_only() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let pid = app.product(&admin, "Private", "2.00", 5).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pid = app.product_id(&admin, "Private", "2.00", 5).await;
     let (alice, _, _) = app.shopper().await;
     let (mallory, _, _) = app.shopper().await;
     let id = app.placed(&alice, &pid, 1, Some("tok_visa")).await;
@@ -81,10 +78,7 @@ async fn only_admins_change_the_catalog_and_a_revoked_admin_loses_it_on_refresh(
     let login = app.login(&email, PASSWORD).await.json();
     let admin = login["access_token"].as_str().unwrap().to_owned();
     let refresh = login["refresh_token"].as_str().unwrap().to_owned();
-    let pid = app.product(&admin, "Yes", "1.00", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pid = app.product_id(&admin, "Yes", "1.00", 1).await;
     let path = format!("/products/{pid}");
     app.send("PATCH", &path, br#"{"price":"2.00"}"#.to_vec(), Some(&user))
         .await

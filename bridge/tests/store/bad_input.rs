@@ -14,10 +14,7 @@ async fn every_store_route_refuses_bad_input() {
     let app = TestApp::spawn().await;
     let db = app.db().await;
     let admin = app.admin_token().await;
-    let pid = app.product(&admin, "Target", "5.00", 5).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pid = app.product_id(&admin, "Target", "5.00", 5).await;
     let (buyer, _, _) = app.shopper().await;
     let item = |q: serde_json::Value| json!({"items": [{"product_id": pid, "quantity": q}]});
     let many: Vec<_> = (0..10_000)

@@ -18,10 +18,7 @@ fn cache(r: &crate::common::Reply) -> &str {
 async fn writes_and_stock_changes_are_seen_by_the_next_read() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let pid = app.product(&admin, "Cached", "10.00", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pid = app.product_id(&admin, "Cached", "10.00", 1).await;
     let path = format!("/products/{pid}");
     let list = "/products?q=cached";
     app.get(&path, None).await;

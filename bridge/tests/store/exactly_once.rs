@@ -18,10 +18,7 @@ async fn a_redelivered_order_is_charged_once() {
     .await;
     let db = app.db().await;
     let admin = app.admin_token().await;
-    let pid = app.product(&admin, "Once", "7.00", 5).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pid = app.product_id(&admin, "Once", "7.00", 5).await;
     let (buyer, _, _) = app.shopper().await;
     for token in ["tok_visa", "tok_declined"] {
         let id = app.placed(&buyer, &pid, 1, Some(token)).await;

@@ -10,10 +10,7 @@ async fn the_same_key_and_body_answer_once() {
     let app = TestApp::spawn().await;
     let db = app.db().await;
     let admin = app.admin_token().await;
-    let pid = app.product(&admin, "Keyed", "4.25", 5).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pid = app.product_id(&admin, "Keyed", "4.25", 5).await;
     let (buyer, _, _) = app.shopper().await;
     let body =
         json!({"items": [{"product_id": pid, "quantity": 2}], "payment": {"token": "tok_visa"}});
@@ -68,10 +65,7 @@ async fn refusals_are_replayed_and_running_requests_conflict() {
     let app = TestApp::spawn().await;
     let db = app.db().await;
     let admin = app.admin_token().await;
-    let pid = app.product(&admin, "One left", "1.00", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pid = app.product_id(&admin, "One left", "1.00", 1).await;
     let (buyer, _, buyer_id) = app.shopper().await;
     let body = json!({"items": [{"product_id": pid, "quantity": 2}]});
     let key = [("idempotency-key", "too-many")];

@@ -41,10 +41,7 @@ async fn express_clients_register_with_post_users_and_read_token() {
 async fn older_order_clients_send_one_item() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let pid = app.product(&admin, "Classic", "9.99", 3).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pid = app.product_id(&admin, "Classic", "9.99", 3).await;
     let (buyer, _, _) = app.shopper().await;
     for body in [
         json!({"productId": pid, "quantity": 1}),

@@ -10,10 +10,7 @@ async fn fifty_orders_for_ten_units_accept_exactly_ten() {
     let app = TestApp::spawn().await;
     let db = app.db().await;
     let admin = app.admin_token().await;
-    let pid = app.product(&admin, "Last units", "3.50", 10).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pid = app.product_id(&admin, "Last units", "3.50", 10).await;
     let mut buyers = Vec::new();
     for _ in 0..5 {
         buyers.push(app.shopper().await.0);
@@ -75,14 +72,8 @@ async fn an_order_is_all_lines_or_none() {
     let app = TestApp::spawn().await;
     let db = app.db().await;
     let admin = app.admin_token().await;
-    let plenty = app.product(&admin, "Plenty", "1.00", 100).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let scarce = app.product(&admin, "Scarce", "2.00", 1).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let plenty = app.product_id(&admin, "Plenty", "1.00", 100).await;
+    let scarce = app.product_id(&admin, "Scarce", "2.00", 1).await;
     let (buyer, _, _) = app.shopper().await;
     let body = json!({"items": [
         {"product_id": plenty, "quantity": 5},
