@@ -23,8 +23,8 @@ pub struct DispatchConfig {
     pub concurrency: usize,
     /// How often to look for events when no notification arrives.
     pub poll_interval: Duration,
-    /// Replaces every subscription's `tick_every_secs` (tests and
-    /// `--tick-every-ms` shorten the clock).
+    /// Replaces the interval of every subscription that declares
+    /// `tick_every_secs` (tests shorten the clock with it).
     pub tick_override: Option<Duration>,
 }
 

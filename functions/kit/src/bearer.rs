@@ -35,12 +35,6 @@ impl AuthUser {
         self.role == Role::Admin
     }
 
-    /// Whether the caller may see or act on what `owner` owns: the owner
-    /// itself or an admin.
-    pub fn may_act_for(&self, owner: Uuid) -> bool {
-        self.id == owner || self.is_admin()
-    }
-
     /// Requires `role`.
     ///
     /// # Errors

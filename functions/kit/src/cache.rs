@@ -90,20 +90,11 @@ pub fn exist_many<const N: usize>(
     Ok(out)
 }
 
-/// `GET key`.
-///
-/// # Errors
-///
-/// As [`classify`].
-pub fn get(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
-    conn.get(key).map_err(|e| classify(e, "GET"))
-}
-
 /// A family of cache entries invalidated all at once by bumping one
 /// counter (a versioned key scheme).
 ///
 /// Every entry is stored with the family's version at the time it was
-/// filled (`<version>\n<value>` under `<prefix>:<entry>`), and a read
+/// filled (`<version>\n<value>` under `<prefix>:entry:<entry>`), and a read
 /// fetches the current version and the entry in one `MGET`: the entry is
 /// a hit only if it was filled under the current version. A write that
 /// changes what any entry could show only has to `INCR` the version, so

@@ -57,6 +57,16 @@ impl Key {
         }
     }
 
+    /// The key of a raw header value ([`Key::parse`], after checking the
+    /// bytes are text).
+    ///
+    /// # Errors
+    ///
+    /// As [`Key::parse`].
+    pub fn from_header(raw: &[u8]) -> Result<Self, ApiError> {
+        Self::parse(std::str::from_utf8(raw).unwrap_or_default())
+    }
+
     /// The key text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -61,22 +61,19 @@ fn refused(err: db::Error) -> ApiError {
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let caller = bearer::authenticate(req)?;
     let value: serde_json::Value = json::parse(req)?;
-    let order = PlaceOrder::try_from(json::from_value::<PlaceBody>(value.clone())?)?;
     let key = req
         .header(idempotency_keys::HEADER)
-        .map(|v| Key::parse(v.as_str().unwrap_or("\u{0}")))
+        .map(|v| Key::from_header(v.as_bytes()))
         .transpose()?;
+    // Only a keyed request needs the body's fingerprint.
+    let fingerprint = key.as_ref().map(|_| idempotency_keys::fingerprint(&value));
+    let order = PlaceOrder::try_from(json::from_value::<PlaceBody>(value)?)?;
     let timeout = config::seconds(ORDER_PAYMENT_TIMEOUT_SECONDS, DEFAULT_PAYMENT_TIMEOUT_SECS)?;
     let conn = db::connect()?;
-    let Some(key) = key else {
+    let (Some(key), Some(fingerprint)) = (key, fingerprint) else {
         return place(&conn, caller.id, &order, None, timeout);
     };
-    match idempotency_keys::begin(
-        &conn,
-        caller.id,
-        &key,
-        &idempotency_keys::fingerprint(&value),
-    )? {
+    match idempotency_keys::begin(&conn, caller.id, &key, &fingerprint)? {
         Begin::Replay { status, body } => return Ok(replayed(status, body)),
         Begin::Placed(id) => {
             let order = store::find(&conn, id, caller.id, false)?.ok_or_else(|| not_found(id))?;
