@@ -4,7 +4,8 @@
 //! (`POST /orders` → payments → orders `paid`, every hop an event), with
 //! cached `GET /products` beside `GET /auth/health`.
 //!
-//! Knobs: BENCH_BROKER (embedded | amqp | kafka), BENCH_EVENTS (default
+//! Knobs: BENCH_BROKER (embedded | amqp | kafka; unset: all three, one
+//! after another, in one run), BENCH_EVENTS (default
 //! 100000), BENCH_SECONDS (5), BENCH_CONNECTIONS (32), BENCH_ORDER_RATE
 //! (200 orders/s for the latency part), BENCH_ONLY=saga (skip the event
 //! path parts). Needs the components built,
@@ -60,6 +61,42 @@ async fn wait_for(db: &tokio_postgres::Client, target: i64, limit: Duration) -> 
     started.elapsed()
 }
 
+/// The transports a run covers: `BENCH_BROKER` (embedded | amqp | kafka)
+/// picks one; unset, all three run one after another, each against its
+/// own fresh database, so one run prints every mode's figures.
+fn modes() -> Vec<&'static str> {
+    match std::env::var("BENCH_BROKER").as_deref() {
+        Ok("amqp") => vec!["amqp"],
+        Ok("kafka") => vec!["kafka"],
+        Ok("embedded") => vec!["embedded"],
+        Ok(other) => panic!("BENCH_BROKER={other}: expected embedded, amqp or kafka"),
+        Err(_) => vec!["embedded", "amqp", "kafka"],
+    }
+}
+
+/// The broker settings of `mode`, on names of this run's own.
+fn broker_for(mode: &str) -> BrokerConfig {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    match mode {
+        "amqp" => BrokerConfig::Amqp(AmqpConfig {
+            exchange: format!("spinmesh.bench.{run}.events"),
+            dead_letter_exchange: format!("spinmesh.bench.{run}.dlx"),
+            queue_prefix: format!("spinmesh.bench.{run}."),
+            ..AmqpConfig::default()
+        }),
+        "kafka" => BrokerConfig::Kafka(KafkaConfig {
+            brokers: std::env::var("SPINMESH_KAFKA_BROKERS")
+                .unwrap_or_else(|_| "127.0.0.1:9092".to_string()),
+            topic_prefix: format!("bench{}-", &run[..12]),
+            group_prefix: format!("bench{}.", &run[..12]),
+            session_timeout: Duration::from_secs(3),
+            metadata_refresh: Duration::from_millis(500),
+            ..KafkaConfig::default()
+        }),
+        _ => BrokerConfig::Embedded,
+    }
+}
+
 fn main() {
     // BENCH_LOG=<filter> (e.g. `bridge=warn`) shows the bridge's logs.
     if let Ok(filter) = std::env::var("BENCH_LOG") {
@@ -68,9 +105,6 @@ fn main() {
             .with_writer(std::io::stderr)
             .init();
     }
-    let events: i64 = env_or("BENCH_EVENTS", 100_000);
-    let seconds: u64 = env_or("BENCH_SECONDS", 5);
-    let conns: usize = env_or("BENCH_CONNECTIONS", 32);
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -80,8 +114,23 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    for (i, mode) in modes().into_iter().enumerate() {
+        // The catalog reads do not involve the broker: measured once.
+        run_mode(&server_rt, &load_rt, &broker_for(mode), i == 0);
+    }
+}
 
-    // A fresh database each run.
+/// One transport: a fresh database and bridge, the event path (unless
+/// `BENCH_ONLY=saga`), then the saga; cleans the broker's names up after.
+fn run_mode(
+    server_rt: &tokio::runtime::Runtime,
+    load_rt: &tokio::runtime::Runtime,
+    broker: &BrokerConfig,
+    catalog: bool,
+) {
+    let events: i64 = env_or("BENCH_EVENTS", 100_000);
+    let seconds: u64 = env_or("BENCH_SECONDS", 5);
+    let conns: usize = env_or("BENCH_CONNECTIONS", 32);
     server_rt.block_on(async {
         let (admin, conn) = tokio_postgres::connect(&format!("{SERVER}/postgres"), NoTls)
             .await
@@ -93,28 +142,7 @@ fn main() {
             .unwrap();
     });
     let keys = JwtKeys::generate();
-    // BENCH_BROKER=amqp|kafka runs the same through a broker (relay +
-    // consumers), on names of this run's own.
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    let broker = match std::env::var("BENCH_BROKER").as_deref() {
-        Ok("amqp") => BrokerConfig::Amqp(AmqpConfig {
-            exchange: format!("spinmesh.bench.{run}.events"),
-            dead_letter_exchange: format!("spinmesh.bench.{run}.dlx"),
-            queue_prefix: format!("spinmesh.bench.{run}."),
-            ..AmqpConfig::default()
-        }),
-        Ok("kafka") => BrokerConfig::Kafka(KafkaConfig {
-            brokers: std::env::var("SPINMESH_KAFKA_BROKERS")
-                .unwrap_or_else(|_| "127.0.0.1:9092".to_string()),
-            topic_prefix: format!("bench{}-", &run[..12]),
-            group_prefix: format!("bench{}.", &run[..12]),
-            session_timeout: Duration::from_secs(3),
-            metadata_refresh: Duration::from_millis(500),
-            ..KafkaConfig::default()
-        }),
-        _ => BrokerConfig::Embedded,
-    };
-    let mode = match &broker {
+    let mode = match broker {
         BrokerConfig::Embedded => "embedded mode, no broker",
         BrokerConfig::Amqp(_) => "RabbitMQ mode",
         BrokerConfig::Kafka(_) => "Kafka mode",
@@ -153,19 +181,19 @@ fn main() {
         db
     });
 
-    println!("spinmesh event benchmark ({mode}): {events} events, 2 server threads");
+    println!("\nspinmesh event benchmark ({mode}): 2 server threads");
 
     // BENCH_ONLY=saga skips the event-path parts (1–3).
     if std::env::var("BENCH_ONLY").as_deref() != Ok("saga") {
-        event_path(&server_rt, &load_rt, addr, &db, events, seconds, conns);
+        event_path(server_rt, load_rt, addr, &db, events, seconds, conns);
     }
 
     // 4. The store's saga.
-    saga(&server_rt, &load_rt, addr, &db, seconds, conns);
+    saga(server_rt, load_rt, addr, &db, seconds, conns, catalog);
 
     drop(running);
     server_rt.block_on(async {
-        match &broker {
+        match broker {
             BrokerConfig::Amqp(config) => {
                 let _ = bridge::events::amqp::topology::delete(
                     config,
@@ -245,8 +273,8 @@ async fn buyer(addr: std::net::SocketAddr, name: &str) -> String {
 }
 
 /// The saga: throughput from `POST /orders` to `paid`, placed → paid
-/// latency at a steady rate, and cached catalog reads beside the health
-/// route.
+/// latency at a steady rate, and (when `catalog`) cached catalog reads
+/// beside the health route.
 fn saga(
     server_rt: &tokio::runtime::Runtime,
     load_rt: &tokio::runtime::Runtime,
@@ -254,6 +282,7 @@ fn saga(
     db: &tokio_postgres::Client,
     seconds: u64,
     conns: usize,
+    catalog: bool,
 ) {
     let rate: u64 = env_or("BENCH_ORDER_RATE", 200);
     // One product per connection: orders for one product queue on its
@@ -293,43 +322,9 @@ fn saga(
         })
         .collect();
 
-    // Cached catalog reads beside the cheapest route, same run, before
-    // the orders (whose events would keep the machine busy meanwhile): three
-    // alternating rounds, so drift on a shared machine hits both alike;
-    // the ratio is of the medians.
-    let round = Duration::from_secs(seconds.div_ceil(2).max(1));
-    let item_path = format!("/products/{}", products[0]);
-    let cases = [
-        ("GET /auth/health", RequestSpec::get("/auth/health", None)),
-        (
-            "GET /products?limit=20 (cached)",
-            RequestSpec::get("/products?limit=20", None),
-        ),
-        (
-            "GET /products/{id} (cached)",
-            RequestSpec::get(&item_path, None),
-        ),
-    ];
-    let mut runs: Vec<Vec<load::Stats>> = cases.iter().map(|_| Vec::new()).collect();
-    for _ in 0..3 {
-        for (i, (_, spec)) in cases.iter().enumerate() {
-            runs[i].push(load_rt.block_on(load(addr, spec, conns, round)));
-        }
+    if catalog {
+        catalog_reads(load_rt, addr, &products[0], seconds, conns);
     }
-    let medians: Vec<load::Stats> = runs
-        .into_iter()
-        .map(|mut r| {
-            r.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
-            r.swap_remove(1)
-        })
-        .collect();
-    for ((name, _), stats) in cases.iter().zip(&medians) {
-        row(name, stats);
-    }
-    println!(
-        "  cached GET /products = {:.0} % of /auth/health's req/s (median of 3 rounds)   (target >= 70 %)",
-        100.0 * medians[1].rps() / medians[0].rps()
-    );
 
     // Throughput: orders placed by closed-loop clients for `seconds`,
     // measured from the first POST until the last of them is paid.
@@ -395,6 +390,52 @@ fn saga(
             "steady {rate} orders/s for {seconds} s: placed → paid p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms   (target p99 < 250 ms)"
         );
     });
+}
+
+/// Cached catalog reads beside the cheapest route, same run, before the
+/// orders (whose events would keep the machine busy meanwhile): three
+/// alternating rounds, so drift on a shared machine hits both alike; the
+/// ratio is of the medians.
+fn catalog_reads(
+    load_rt: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    product: &uuid::Uuid,
+    seconds: u64,
+    conns: usize,
+) {
+    let round = Duration::from_secs(seconds.div_ceil(2).max(1));
+    let item_path = format!("/products/{product}");
+    let cases = [
+        ("GET /auth/health", RequestSpec::get("/auth/health", None)),
+        (
+            "GET /products?limit=20 (cached)",
+            RequestSpec::get("/products?limit=20", None),
+        ),
+        (
+            "GET /products/{id} (cached)",
+            RequestSpec::get(&item_path, None),
+        ),
+    ];
+    let mut runs: Vec<Vec<load::Stats>> = cases.iter().map(|_| Vec::new()).collect();
+    for _ in 0..3 {
+        for (i, (_, spec)) in cases.iter().enumerate() {
+            runs[i].push(load_rt.block_on(load(addr, spec, conns, round)));
+        }
+    }
+    let medians: Vec<load::Stats> = runs
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+            r.swap_remove(1)
+        })
+        .collect();
+    for ((name, _), stats) in cases.iter().zip(&medians) {
+        row(name, stats);
+    }
+    println!(
+        "  cached GET /products = {:.0} % of /auth/health's req/s (median of 3 rounds)   (target >= 70 %)",
+        100.0 * medians[1].rps() / medians[0].rps()
+    );
 }
 
 /// Parts 1–3: backlog drain, steady-rate latency, analytics routes.

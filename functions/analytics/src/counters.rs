@@ -125,26 +125,18 @@ pub fn record_batch_once(
             })
         })
         .collect();
+    let [input, claim] =
+        Claim::batch_ctes("event_id uuid, user_id text, action text, occurred_at timestamptz");
     let sql = recording(&[
-        "input AS (
-            SELECT DISTINCT ON (event_id) event_id, user_id, action, occurred_at
-              FROM json_to_recordset($2::text::json)
-                   AS x(event_id uuid, user_id text, action text, occurred_at timestamptz))",
-        "claim AS (
-            INSERT INTO processed_events (consumer, event_id)
-            SELECT $1::text, event_id FROM input
-            ON CONFLICT DO NOTHING
-            RETURNING event_id)",
+        input.as_str(),
+        claim.as_str(),
         "recorded AS (
             INSERT INTO analytics_events (event_id, user_id, action, occurred_at)
             SELECT i.event_id, i.user_id, i.action, i.occurred_at
               FROM input i JOIN claim c USING (event_id)
             RETURNING user_id, action)",
     ]);
-    let params = [
-        ParameterValue::Str(consumer.to_owned()),
-        ParameterValue::Str(serde_json::Value::Array(rows).to_string()),
-    ];
+    let params = Claim::batch_params(consumer, rows);
     let row = conn
         .one(&sql, &params)
         .doing("recording delivered events")?;

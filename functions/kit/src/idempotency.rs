@@ -14,6 +14,11 @@
 //! A redelivery finds the claim taken, so the effect touches nothing, and
 //! the handler still answers 2xx (`{"status":"duplicate"}`) so the bridge
 //! stops retrying. A failure rolls back claim and effect together.
+//!
+//! A batch of events is claimed the same way in one statement
+//! ([`Claim::batch_ctes`]): its events become the rows of an `input` CTE,
+//! `claim` returns the ids that are new, and the effect joins the two, so
+//! a batch that mixes new and redelivered events applies only the new.
 
 use serde::Serialize;
 use spin_sdk::http::Response;
@@ -46,6 +51,33 @@ impl Claim {
     pub const fn cte() -> &'static str {
         "claim AS (INSERT INTO processed_events (consumer, event_id) \
          VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING RETURNING 1)"
+    }
+
+    /// The CTEs claiming a batch: `input`, the batch's rows decoded from
+    /// `$2` (see [`Claim::batch_params`]) with `columns` (which must
+    /// include `event_id uuid`), one row per event id; then `claim`, the
+    /// `event_id`s this consumer (`$1`) had not processed, so
+    /// `input JOIN claim USING (event_id)` is what to apply now.
+    pub fn batch_ctes(columns: &str) -> [String; 2] {
+        [
+            format!(
+                "input AS (SELECT DISTINCT ON (x.event_id) x.* \
+                 FROM json_to_recordset($2::text::json) AS x({columns}) ORDER BY x.event_id)"
+            ),
+            "claim AS (INSERT INTO processed_events (consumer, event_id) \
+             SELECT $1::text, event_id FROM input ON CONFLICT DO NOTHING RETURNING event_id)"
+                .to_owned(),
+        ]
+    }
+
+    /// `$1` (the consumer) and `$2` (the batch's rows, JSON objects whose
+    /// keys are the columns given to [`Claim::batch_ctes`]) for a batch
+    /// claim; the effect's own parameters start at `$3`.
+    pub fn batch_params(consumer: &str, rows: Vec<serde_json::Value>) -> Vec<ParameterValue> {
+        vec![
+            ParameterValue::Str(consumer.to_owned()),
+            ParameterValue::Str(serde_json::Value::Array(rows).to_string()),
+        ]
     }
 
     /// `$1`, `$2` for [`Claim::cte`], followed by the effect's `rest`.
@@ -92,6 +124,45 @@ impl Outcome {
     }
 }
 
+/// What the delivery of one event or of a batch came to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Events delivered.
+    pub events: usize,
+    /// Events this consumer does not act on.
+    pub ignored: usize,
+    /// Events applied now; the others had been processed before.
+    pub applied: usize,
+}
+
+impl Tally {
+    /// 200: for one event its [`Outcome`] (`{"status": "processed" |
+    /// "duplicate" | "ignored"}`), for a batch `{"status": "processed",
+    /// "events": n, "recorded": k}` with `k` the events applied now.
+    ///
+    /// # Errors
+    ///
+    /// 500 if serialization fails (a bug).
+    pub fn respond(self) -> Result<Response, ApiError> {
+        if self.events == 1 {
+            return if self.ignored == 1 {
+                Outcome::Ignored
+            } else {
+                Outcome::from_claimed(self.applied == 1)
+            }
+            .respond();
+        }
+        json::respond(
+            200,
+            &serde_json::json!({
+                "status": Outcome::Processed,
+                "events": self.events,
+                "recorded": self.applied,
+            }),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +178,16 @@ mod tests {
         assert!(matches!(&params[0], ParameterValue::Str(c) if c == "analytics"));
         assert!(matches!(params[1], ParameterValue::Uuid(_)));
         assert!(Claim::cte().contains("($1, $2::uuid)"));
+    }
+
+    #[test]
+    fn a_batch_claim_reads_its_rows_from_the_second_parameter() {
+        let [input, claim] = Claim::batch_ctes("event_id uuid, n int");
+        assert!(input.starts_with("input AS (SELECT DISTINCT ON (x.event_id)"));
+        assert!(input.contains("json_to_recordset($2::text::json) AS x(event_id uuid, n int)"));
+        assert!(claim.contains("SELECT $1::text, event_id FROM input"));
+        let params = Claim::batch_params("orders", vec![serde_json::json!({"n": 1})]);
+        assert!(matches!(&params[1], ParameterValue::Str(rows) if rows == r#"[{"n":1}]"#));
     }
 
     #[test]

@@ -81,12 +81,18 @@ impl EventSpec {
     /// ([`crate::idempotency::Claim::cte`]). Postgres only allows
     /// data-modifying CTEs at the top level, hence one flat `WITH` list.
     pub fn wrap_after(&self, prelude: &[&str], change: &str) -> Statement {
+        wrap_each(&[self], prelude, change)
+    }
+
+    /// The `name AS (INSERT INTO outbox ...)` CTE emitting this event for
+    /// each row of `changed` that matches [`EventSpec::only_when`].
+    fn event_cte(&self, name: &str) -> String {
         let condition = self
             .only_when
             .map(|c| format!(" WHERE {c}"))
             .unwrap_or_default();
-        let event = format!(
-            "event AS (INSERT INTO outbox (id, source, type, subject, aggregate, dataschema, data) \
+        format!(
+            "{name} AS (INSERT INTO outbox (id, source, type, subject, aggregate, dataschema, data) \
              SELECT gen_random_uuid(), {source}, {kind}, changed.{subject}::text, {aggregate}, \
              {schema}, {data} FROM changed{condition})",
             source = literal(self.source),
@@ -95,15 +101,29 @@ impl EventSpec {
             aggregate = literal(self.aggregate),
             schema = literal(&self.dataschema()),
             data = self.data_sql(),
-        );
-        prelude
-            .iter()
-            .fold(Statement::new("SELECT * FROM changed"), |s, cte| {
-                s.with(*cte)
-            })
-            .with(format!("changed AS ({change})"))
-            .with(event)
+        )
     }
+}
+
+/// Like [`EventSpec::wrap_after`] for a change whose rows announce
+/// different events: each of `specs` emits its event for the rows its
+/// [`EventSpec::only_when`] selects (a batch of payments, say, some
+/// succeeded and some failed), all in the one statement.
+pub fn wrap_each(specs: &[&EventSpec], prelude: &[&str], change: &str) -> Statement {
+    let statement = prelude
+        .iter()
+        .fold(Statement::new("SELECT * FROM changed"), |s, cte| {
+            s.with(*cte)
+        })
+        .with(format!("changed AS ({change})"));
+    specs.iter().enumerate().fold(statement, |s, (i, spec)| {
+        let name = if i == 0 {
+            "event".to_owned()
+        } else {
+            format!("event_{i}")
+        };
+        s.with(spec.event_cte(&name))
+    })
 }
 
 /// Runs `change` with its event (see [`EventSpec::wrap`]); returns the
@@ -187,6 +207,33 @@ mod tests {
             .sql();
         assert!(sql.starts_with("WITH claim AS (SELECT 1), changed AS (DELETE"));
         assert!(sql.contains("FROM changed WHERE changed.status = 'sent')"));
+    }
+
+    #[test]
+    fn each_spec_emits_for_the_rows_it_selects() {
+        let paid = EventSpec {
+            kind: "order.paid",
+            only_when: Some("changed.status = 'paid'"),
+            ..SPEC
+        };
+        let failed = EventSpec {
+            kind: "order.failed",
+            only_when: Some("changed.status = 'failed'"),
+            ..SPEC
+        };
+        let sql = wrap_each(
+            &[&paid, &failed],
+            &[],
+            "UPDATE t SET x = 1 RETURNING id, status",
+        )
+        .sql();
+        assert!(sql.contains("event AS (INSERT INTO outbox"), "{sql}");
+        assert!(sql.contains("event_1 AS (INSERT INTO outbox"), "{sql}");
+        assert!(sql.contains("'order.paid', changed.id::text"), "{sql}");
+        assert!(
+            sql.contains("FROM changed WHERE changed.status = 'failed')"),
+            "{sql}"
+        );
     }
 
     #[test]

@@ -3,11 +3,14 @@
 
 use kit::ApiError;
 use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement};
-use kit::idempotency::{CLAIMED, Claim};
+use kit::idempotency::Claim;
 use kit::outbox::{self, EventSpec};
 use serde::Serialize;
 
+use uuid::Uuid;
+
 use crate::channel::Channel;
+use crate::handlers::deliver::Notice;
 
 /// `notification.sent`, emitted with every notification stored as `sent`
 /// (aggregate `notifications`, subject = notification id). Data, version 1:
@@ -120,30 +123,46 @@ pub fn insert(
     from_row(row).map_err(ApiError::Internal)
 }
 
-/// Stores a `log` notification caused by the claimed event, once: a
-/// redelivery stores nothing and returns `None`.
+/// Stores the `log` notifications a batch of delivered events causes,
+/// each once per event in one statement with its claim and
+/// [`NOTIFICATION_SENT`]: events processed before store nothing. Returns
+/// the notifications stored now.
 ///
 /// # Errors
 ///
 /// 503/500 on database failure.
-pub fn insert_once(
+pub fn insert_all_once(
     conn: &Connection,
-    claim: &Claim,
-    user_id: &str,
-    message: &str,
-) -> Result<Option<Notification>, ApiError> {
+    consumer: &str,
+    notices: &[(Uuid, Notice)],
+) -> Result<Vec<Notification>, ApiError> {
+    if notices.is_empty() {
+        return Ok(Vec::new());
+    }
+    let [input, claim] = Claim::batch_ctes("event_id uuid, user_id text, message text");
     let change = format!(
         "INSERT INTO notifications (user_id, channel, message, status, event_id) \
-         SELECT $3::text, 'log', $4::text, 'sent', $2::uuid WHERE {CLAIMED} {}",
+         SELECT i.user_id, 'log', i.message, 'sent', i.event_id \
+         FROM input i JOIN claim USING (event_id) {}",
         returning()
     );
-    let params = claim.params([
-        ParameterValue::Str(user_id.to_owned()),
-        ParameterValue::Str(message.to_owned()),
-    ]);
-    let rows = outbox::query_after(conn, &NOTIFICATION_SENT, &[Claim::cte()], &change, &params)
-        .doing("storing an event's notification")?;
-    db::decode_first(&rows, from_row)
+    let rows: Vec<serde_json::Value> = notices
+        .iter()
+        .map(|(event_id, notice)| {
+            serde_json::json!({
+                "event_id": event_id,
+                "user_id": notice.user_id,
+                "message": notice.message,
+            })
+        })
+        .collect();
+    let rows = conn
+        .rows(
+            &NOTIFICATION_SENT.wrap_after(&[&input, &claim], &change),
+            &Claim::batch_params(consumer, rows),
+        )
+        .doing("storing events' notifications")?;
+    db::decode_all(&rows, from_row)
 }
 
 /// A user's latest notifications, newest first.

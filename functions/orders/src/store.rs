@@ -9,7 +9,7 @@
 
 use kit::ApiError;
 use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement, text};
-use kit::idempotency::{CLAIMED, Claim};
+use kit::idempotency::Claim;
 use kit::outbox::{self, EventSpec};
 use kit::paging::{Cursor, PageRequest};
 use serde::{Deserialize, Serialize};
@@ -324,46 +324,91 @@ pub enum PaymentResult {
 /// The reason payments gives for an order presented after its window.
 pub const WINDOW_EXPIRED: &str = "payment_window_expired";
 
-/// Records the payment's result on the order, once per event: a pending
-/// order becomes `paid` ([`ORDER_PAID`]) or `payment_failed`
-/// ([`ORDER_PAYMENT_FAILED`]). An order that is no longer pending keeps
-/// its status (a payment that lands after the clock cancelled the order
-/// is recorded as its payment status, and logged, but moves nothing).
-/// Returns whether the event was new and whether the order moved.
+/// One delivered payment result for an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentApplied {
+    /// The delivered `payment.*` event (the claim).
+    pub event_id: Uuid,
+    /// The order it is for.
+    pub order_id: Uuid,
+    /// What it says.
+    pub result: PaymentResult,
+}
+
+impl PaymentApplied {
+    /// The row [`apply_payments`] reads for it: the status a pending order
+    /// moves to, the payment status and the reason.
+    fn row(&self) -> serde_json::Value {
+        let (status, payment_status, reason) = match &self.result {
+            PaymentResult::Succeeded => ("paid", "succeeded", None),
+            PaymentResult::Failed(why) => ("payment_failed", "failed", Some(why)),
+            PaymentResult::Expired(why) => ("cancelled", "failed", Some(why)),
+        };
+        serde_json::json!({
+            "event_id": self.event_id,
+            "order_id": self.order_id,
+            "status": status,
+            "payment_status": payment_status,
+            "reason": reason,
+        })
+    }
+}
+
+/// Records payment results on their orders, each once per event, in one
+/// statement: a pending order becomes `paid` ([`ORDER_PAID`]),
+/// `payment_failed` ([`ORDER_PAYMENT_FAILED`]) or, for a closed payment
+/// window, `cancelled` ([`ORDER_CANCELLED`], reason `payment_timeout`). An
+/// order that is no longer pending keeps its status (a payment that lands
+/// after the clock cancelled the order is recorded as its payment status,
+/// and logged, but moves nothing). `payments` must name each order at most
+/// once (an `UPDATE` changes a row once per statement); the caller splits
+/// a batch that repeats one. Rows are locked in id order, so concurrent
+/// batches cannot deadlock. Returns, for each event applied now, its order
+/// and whether the order moved.
 ///
 /// # Errors
 ///
 /// 503/500 on database failure.
-pub fn apply_payment(
+pub fn apply_payments(
     conn: &Connection,
-    claim: &Claim,
-    order_id: Uuid,
-    result: &PaymentResult,
-) -> Result<Applied, ApiError> {
-    let (status, payment_status, reason, spec) = match result {
-        PaymentResult::Succeeded => ("paid", "succeeded", ParameterValue::DbNull, &ORDER_PAID),
-        PaymentResult::Failed(why) => {
-            ("payment_failed", "failed", text(why), &ORDER_PAYMENT_FAILED)
-        }
-        PaymentResult::Expired(why) => ("cancelled", "failed", text(why), &ORDER_CANCELLED),
-    };
-    let before = format!(
-        "before AS (SELECT b.id, b.status FROM orders b \
-         WHERE b.id = $3::text::uuid AND {CLAIMED} FOR UPDATE)"
+    consumer: &str,
+    payments: &[PaymentApplied],
+) -> Result<Vec<Applied>, ApiError> {
+    if payments.is_empty() {
+        return Ok(Vec::new());
+    }
+    let [input, claim] = Claim::batch_ctes(
+        "event_id uuid, order_id uuid, status text, payment_status text, reason text",
     );
+    let before = "before AS (SELECT b.id, b.status, i.status AS next, i.payment_status, i.reason \
+                  FROM orders b JOIN input i ON i.order_id = b.id JOIN claim c USING (event_id) \
+                  ORDER BY b.id FOR UPDATE OF b)";
     let change = "UPDATE orders o SET \
-           status = CASE WHEN o.status = 'pending' THEN $4::text ELSE o.status END, \
-           payment_status = $5::text, payment_reason = $6::text \
+           status = CASE WHEN o.status = 'pending' THEN before.next ELSE o.status END, \
+           payment_status = before.payment_status, payment_reason = before.reason \
          FROM before WHERE o.id = before.id \
          RETURNING o.id::text AS id, o.user_id::text AS user_id, o.total::text AS total, \
            o.currency, o.payment_reason, \
            CASE WHEN before.status = 'pending' THEN o.status ELSE 'unchanged' END AS status, \
            'payment_timeout'::text AS reason";
-    let params = claim.params([text(order_id), text(status), text(payment_status), reason]);
-    let rows = conn
-        .rows(&spec.wrap_after(&[Claim::cte(), &before], change), &params)
-        .doing("recording a payment")?;
-    applied(&rows)
+    let statement = outbox::wrap_each(
+        &[&ORDER_PAID, &ORDER_PAYMENT_FAILED, &ORDER_CANCELLED],
+        &[&input, &claim, before],
+        change,
+    );
+    let params = Claim::batch_params(consumer, payments.iter().map(PaymentApplied::row).collect());
+    let rows = conn.rows(&statement, &params).doing("recording payments")?;
+    rows.iter()
+        .map(|row| {
+            let id: String = db::column(row, 0, "id")?;
+            let status: String = db::column(row, 5, "status")?;
+            Ok(Applied {
+                order_id: id.parse()?,
+                moved: status != "unchanged",
+            })
+        })
+        .collect::<anyhow::Result<_>>()
+        .map_err(ApiError::Internal)
 }
 
 /// Cancels every pending order whose payment window has closed (at most
@@ -389,27 +434,11 @@ pub fn expire(conn: &Connection, limit: i64) -> Result<usize, ApiError> {
     Ok(rows.len())
 }
 
-/// What [`apply_payment`] did.
+/// A payment result [`apply_payments`] applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
-    /// The event had not been applied before.
-    pub new: bool,
-    /// The order changed status.
+    /// The order.
+    pub order_id: Uuid,
+    /// Whether the order changed status.
     pub moved: bool,
-}
-
-/// Reads [`apply_payment`]'s rows. None means a redelivery (the claim
-/// was taken) or an order this service does not know: nothing to do.
-fn applied(rows: &[Vec<DbValue>]) -> Result<Applied, ApiError> {
-    let Some(row) = rows.first() else {
-        return Ok(Applied {
-            new: false,
-            moved: false,
-        });
-    };
-    let status: String = db::column(row, 5, "status").map_err(ApiError::Internal)?;
-    Ok(Applied {
-        new: true,
-        moved: status != "unchanged",
-    })
 }

@@ -3,8 +3,8 @@
 use kit::ApiError;
 use kit::db::{self, Connection, DbValue, Doing as _, ParameterValue, Statement, text};
 use kit::domain::Amount;
-use kit::idempotency::{CLAIMED, Claim};
-use kit::outbox::EventSpec;
+use kit::idempotency::Claim;
+use kit::outbox::{self, EventSpec};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -47,7 +47,7 @@ pub const PAYMENT_SUCCEEDED: EventSpec = EventSpec {
         ("currency", "changed.currency"),
         ("charge_id", "changed.charge_id"),
     ],
-    only_when: None,
+    only_when: Some("changed.status = 'succeeded'"),
 };
 
 /// `payment.failed`. Data, version 1: `{"version": 1, "order_id",
@@ -65,7 +65,7 @@ pub const PAYMENT_FAILED: EventSpec = EventSpec {
         ("currency", "changed.currency"),
         ("reason", "changed.reason"),
     ],
-    only_when: None,
+    only_when: Some("changed.status = 'failed'"),
 };
 
 fn returning() -> String {
@@ -126,9 +126,11 @@ pub fn exists(conn: &Connection, order_id: Uuid) -> Result<bool, ApiError> {
         .is_some())
 }
 
-/// The outcome to record.
+/// The outcome to record for one delivered `order.created`.
 #[derive(Debug, Clone)]
 pub struct Outcome<'a> {
+    /// The delivered event (the claim).
+    pub event_id: Uuid,
     /// The order.
     pub order_id: Uuid,
     /// The buyer.
@@ -143,45 +145,65 @@ pub struct Outcome<'a> {
     pub attempts: u32,
 }
 
-/// Records the payment and its event once: the claim on the delivered
-/// event, the row (one per order) and `payment.succeeded` /
-/// `payment.failed` are one statement, so redelivering `order.created`
-/// any number of times charges once and emits once. `None` when it was
-/// recorded before.
+impl Outcome<'_> {
+    /// The row [`record_all`] reads for it.
+    fn row(&self) -> serde_json::Value {
+        let (status, reason) = match self.result {
+            Ok(()) => ("succeeded", None),
+            Err(why) => ("failed", Some(why)),
+        };
+        serde_json::json!({
+            "event_id": self.event_id,
+            "order_id": self.order_id,
+            "user_id": self.user_id,
+            "amount": self.amount.to_string(),
+            "currency": self.currency,
+            "status": status,
+            "reason": reason,
+            "attempts": self.attempts,
+        })
+    }
+}
+
+/// Records the payments of a batch of delivered events, each once: the
+/// claims on the events, the rows (one per order) and their
+/// `payment.succeeded` / `payment.failed` events are one statement, so
+/// redelivering `order.created` any number of times (alone or within
+/// any batch) charges once and emits once. Returns how many payments
+/// were recorded now.
 ///
 /// # Errors
 ///
 /// 503/500 on database failure.
-pub fn record(
+pub fn record_all(
     conn: &Connection,
-    claim: &Claim,
-    outcome: &Outcome,
-) -> Result<Option<Payment>, ApiError> {
-    let (status, reason, spec) = match outcome.result {
-        Ok(()) => ("succeeded", ParameterValue::DbNull, &PAYMENT_SUCCEEDED),
-        Err(why) => ("failed", text(why), &PAYMENT_FAILED),
-    };
+    consumer: &str,
+    outcomes: &[Outcome],
+) -> Result<usize, ApiError> {
+    if outcomes.is_empty() {
+        return Ok(0);
+    }
+    let [input, claim] = Claim::batch_ctes(
+        "event_id uuid, order_id uuid, user_id uuid, amount numeric, currency text, \
+         status text, reason text, attempts integer",
+    );
     let change = format!(
         "INSERT INTO payments (order_id, user_id, amount, currency, status, reason, charge_id, attempts) \
-         SELECT $3::text::uuid, $4::text::uuid, $5::text::numeric, $6::text, $7::text, $8::text, \
-           CASE WHEN $7::text = 'succeeded' THEN 'ch_' || replace(gen_random_uuid()::text, '-', '') END, \
-           $9::integer \
-         WHERE {CLAIMED} ON CONFLICT (order_id) DO NOTHING RETURNING {}",
+         SELECT i.order_id, i.user_id, i.amount, i.currency, i.status, i.reason, \
+           CASE WHEN i.status = 'succeeded' THEN 'ch_' || replace(gen_random_uuid()::text, '-', '') END, \
+           i.attempts \
+         FROM input i JOIN claim USING (event_id) \
+         ON CONFLICT (order_id) DO NOTHING RETURNING {}",
         returning()
     );
-    let params = claim.params([
-        text(outcome.order_id),
-        text(outcome.user_id),
-        text(outcome.amount),
-        text(outcome.currency),
-        text(status),
-        reason,
-        ParameterValue::Int32(i32::try_from(outcome.attempts).unwrap_or(i32::MAX)),
-    ]);
-    let rows = conn
-        .rows(&spec.wrap_after(&[Claim::cte()], &change), &params)
-        .doing("recording a payment")?;
-    db::decode_first(&rows, from_row)
+    let statement = outbox::wrap_each(
+        &[&PAYMENT_SUCCEEDED, &PAYMENT_FAILED],
+        &[&input, &claim],
+        &change,
+    );
+    let params = Claim::batch_params(consumer, outcomes.iter().map(Outcome::row).collect());
+    let rows = conn.rows(&statement, &params).doing("recording payments")?;
+    Ok(rows.len())
 }
 
 /// The payment of `order_id`, if `caller` may see it (its buyer, or

@@ -13,7 +13,7 @@
 
 use kit::cloudevent::{self, CloudEvent};
 use kit::domain::Timestamp;
-use kit::idempotency::{Claim, Outcome};
+use kit::idempotency::{Claim, Outcome, Tally};
 use kit::{ApiError, FieldError, db};
 use spin_sdk::http::{Request, Response};
 
@@ -85,10 +85,12 @@ pub fn handle(req: &Request, _: &Params) -> Result<Response, ApiError> {
         .map(|e| Ok((e.id, tracked(e)?)))
         .collect::<Result<Vec<_>, ApiError>>()?;
     let recorded = counters::record_batch_once(&conn, CONSUMER, &batch)?;
-    kit::json::respond(
-        200,
-        &serde_json::json!({"status": "processed", "events": batch.len(), "recorded": recorded}),
-    )
+    Tally {
+        events: batch.len(),
+        ignored: 0,
+        applied: usize::try_from(recorded).unwrap_or_default(),
+    }
+    .respond()
 }
 
 #[cfg(test)]

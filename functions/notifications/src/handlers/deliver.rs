@@ -8,7 +8,7 @@
 //! and ignored.
 
 use kit::cloudevent::{self, CloudEvent};
-use kit::idempotency::{Claim, Outcome};
+use kit::idempotency::Tally;
 use kit::{ApiError, FieldError, db};
 use spin_sdk::http::{Request, Response};
 
@@ -82,33 +82,53 @@ impl TryFrom<&CloudEvent> for Notice {
     }
 }
 
-/// Handles the delivery: 200 `{"status":"processed"|"duplicate"|"ignored"}`.
+/// The notice an event means; `None` for types this consumer does not
+/// act on.
 ///
 /// # Errors
 ///
-/// 401 on a bad signature, 400 on bad attributes, 422 on a
-/// `user.registered` without `user_id`/`email`, 503/500 on database failure
+/// 422 when the event lacks what its notice needs.
+fn notice(event: &CloudEvent) -> Result<Option<Notice>, ApiError> {
+    if event.kind == "user.registered" {
+        Notice::try_from(event).map(Some)
+    } else {
+        order_notice(event)
+    }
+}
+
+/// Handles the delivery: 200 `{"status":"processed"|"duplicate"|"ignored"}`
+/// for one event, `{"status":"processed","events":n,"recorded":k}` for a
+/// batch (stored in one statement).
+///
+/// # Errors
+///
+/// 401 on a bad signature, 400 on bad attributes, 422 on an event without
+/// what its notice needs (a batch holding one is refused whole, so the
+/// bridge delivers its events one by one), 503/500 on database failure
 /// (the bridge retries).
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
-    let event = cloudevent::receive(req)?;
-    let welcome = if event.kind == "user.registered" {
-        Notice::try_from(&event)?
-    } else {
-        match order_notice(&event)? {
-            Some(notice) => notice,
-            None => return Outcome::Ignored.respond(),
+    let events = cloudevent::receive_all(req)?;
+    let mut notices = Vec::with_capacity(events.len());
+    for event in &events {
+        if let Some(notice) = notice(event)? {
+            notices.push((event.id, notice));
         }
-    };
-    let claim = Claim {
-        consumer: CONSUMER,
-        event_id: event.id,
-    };
-    let conn = db::connect()?;
-    let stored = store::insert_once(&conn, &claim, &welcome.user_id, &welcome.message)?;
-    if stored.is_some() {
-        channel::log(&welcome.user_id, &welcome.message);
     }
-    Outcome::from_claimed(stored.is_some()).respond()
+    let mut tally = Tally {
+        events: events.len(),
+        ignored: events.len() - notices.len(),
+        applied: 0,
+    };
+    if notices.is_empty() {
+        return tally.respond();
+    }
+    let conn = db::connect()?;
+    let stored = store::insert_all_once(&conn, CONSUMER, &notices)?;
+    for notification in &stored {
+        channel::log(&notification.user_id, &notification.message);
+    }
+    tally.applied = stored.len();
+    tally.respond()
 }
 
 #[cfg(test)]

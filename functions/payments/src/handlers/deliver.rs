@@ -1,10 +1,19 @@
 //! `POST /payments/events`: `order.created` → one charge attempt through
 //! the processor → one payment row and its `payment.*` event. Other types
 //! are acknowledged and ignored.
+//!
+//! The subscription takes batches (`batch` in `spin.toml`): the charges of
+//! a batch are recorded in one statement with their claims and events. An
+//! event whose data is malformed refuses the batch (422), so the bridge
+//! delivers its events one by one and dead-letters only that one. A
+//! transient processor failure (`tok_error`) answers 503 after the rest of
+//! the batch is recorded: the bridge delivers the batch again, the
+//! recorded events are duplicates by then, and the failed one is tried
+//! once more.
 
-use kit::cloudevent;
+use kit::cloudevent::{self, CloudEvent};
 use kit::domain::{Amount, Timestamp};
-use kit::idempotency::{Claim, Outcome};
+use kit::idempotency::Tally;
 use kit::{ApiError, db};
 use serde::Deserialize;
 use spin_sdk::http::{Request, Response};
@@ -28,9 +37,37 @@ struct OrderCreated {
     expires_at: String,
 }
 
+/// An `order.created` read from its event.
+struct Presented {
+    event_id: Uuid,
+    order: OrderCreated,
+    expires_at: Timestamp,
+}
+
+/// Reads the order an `order.created` event presents; `None` for other
+/// types.
+///
+/// # Errors
+///
+/// 422 on malformed data.
+fn presented(event: &CloudEvent) -> Result<Option<Presented>, ApiError> {
+    if event.kind != "order.created" {
+        return Ok(None);
+    }
+    let order: OrderCreated = event.data_as()?;
+    let expires_at = Timestamp::parse_rfc3339(&order.expires_at)
+        .map_err(|e| ApiError::invalid("data.expires_at", e))?;
+    Ok(Some(Presented {
+        event_id: event.id,
+        order,
+        expires_at,
+    }))
+}
+
 /// Handles the delivery: 200 `{"status": "processed" | "duplicate" |
-/// "ignored"}`, or 503 while the processor is unavailable (the bridge
-/// retries).
+/// "ignored"}` for one event, `{"status": "processed", "events": n,
+/// "recorded": k}` for a batch, or 503 while the processor is unavailable
+/// (the bridge retries).
 ///
 /// # Errors
 ///
@@ -38,62 +75,76 @@ struct OrderCreated {
 /// `order.created` data, 503 when the processor or the database is
 /// unavailable, 500 on a bug.
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
-    let event = cloudevent::receive(req)?;
-    if event.kind != "order.created" {
-        return Outcome::Ignored.respond();
+    let events = cloudevent::receive_all(req)?;
+    let orders = events
+        .iter()
+        .map(presented)
+        .collect::<Result<Vec<_>, _>>()?;
+    let orders: Vec<Presented> = orders.into_iter().flatten().collect();
+    let mut tally = Tally {
+        events: events.len(),
+        ignored: events.len() - orders.len(),
+        applied: 0,
+    };
+    if orders.is_empty() {
+        return tally.respond();
     }
-    let order: OrderCreated = event.data_as()?;
-    let expires_at = Timestamp::parse_rfc3339(&order.expires_at)
-        .map_err(|e| ApiError::invalid("data.expires_at", e))?;
-    let claim = Claim {
-        consumer: CONSUMER,
-        event_id: event.id,
-    };
     let conn = db::connect()?;
-    let token = order.payment_token.as_deref();
-    // Only the transient-failure token keeps state between attempts; a
-    // redelivery after its payment must not count as another attempt.
-    // Every other redelivery is caught by the claim in `record`.
-    let attempt = if processor::counts_attempts(token) {
-        if ledger::exists(&conn, order.order_id)? {
-            return Outcome::Duplicate.respond();
-        }
-        ledger::count_attempt(&conn, order.order_id)?
-    } else {
-        1
-    };
-    let decision = processor::decide(&processor::Request {
-        token,
-        amount: order.total,
-        expired: Timestamp::now() > expires_at,
-        attempt,
-    });
-    let result = match decision {
-        Decision::Charge => Ok(()),
-        Decision::Decline(reason) => Err(reason),
-        Decision::Unavailable => {
-            return Err(ApiError::unavailable(
-                "payment processor",
-                anyhow::anyhow!(
-                    "order {}: transient processor failure (attempt {attempt})",
-                    order.order_id
-                ),
-            ));
-        }
-    };
-    let recorded = ledger::record(
-        &conn,
-        &claim,
-        &ledger::Outcome {
+    let now = Timestamp::now();
+    let mut outcomes = Vec::with_capacity(orders.len());
+    let mut unavailable = None;
+    for Presented {
+        event_id,
+        order,
+        expires_at,
+    } in &orders
+    {
+        let token = order.payment_token.as_deref();
+        // Only the transient-failure token keeps state between attempts; a
+        // redelivery after its payment must not count as another attempt.
+        // Every other redelivery is caught by the claim in `record_all`.
+        let attempt = if processor::counts_attempts(token) {
+            if ledger::exists(&conn, order.order_id)? {
+                continue;
+            }
+            ledger::count_attempt(&conn, order.order_id)?
+        } else {
+            1
+        };
+        let result = match processor::decide(&processor::Request {
+            token,
+            amount: order.total,
+            expired: now > *expires_at,
+            attempt,
+        }) {
+            Decision::Charge => Ok(()),
+            Decision::Decline(reason) => Err(reason),
+            Decision::Unavailable => {
+                unavailable = Some(ApiError::unavailable(
+                    "payment processor",
+                    anyhow::anyhow!(
+                        "order {}: transient processor failure (attempt {attempt})",
+                        order.order_id
+                    ),
+                ));
+                continue;
+            }
+        };
+        outcomes.push(ledger::Outcome {
+            event_id: *event_id,
             order_id: order.order_id,
             user_id: order.user_id,
             amount: order.total,
             currency: &order.currency,
             result,
             attempts: attempt,
-        },
-    )?;
-    Outcome::from_claimed(recorded.is_some()).respond()
+        });
+    }
+    tally.applied = ledger::record_all(&conn, CONSUMER, &outcomes)?;
+    match unavailable {
+        Some(err) => Err(err),
+        None => tally.respond(),
+    }
 }
 
 #[cfg(test)]
