@@ -67,6 +67,16 @@ impl OutboxCursor {
                 _ = shutdown.changed() => return Ok(None),
             }
         }
+        // A busy reader commits a cursor advance after every batch. Waiting
+        // for each to reach the disk buys nothing: a crash can only lose
+        // the latest advances (never a hole: the WAL is replayed in order,
+        // so a dead letter written before an advance that survived survives
+        // too), and losing an advance redelivers events the handlers have
+        // already claimed, which they answer as duplicates.
+        client
+            .batch_execute("SET synchronous_commit = off")
+            .await
+            .context("configuring the cursor's session")?;
         client
             .execute(
                 "INSERT INTO bridge_cursors (subscription, txid, position) VALUES ($1, '0', 0)

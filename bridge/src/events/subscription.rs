@@ -121,6 +121,22 @@ impl Subscription {
     pub fn wants(&self, ty: &str) -> bool {
         self.patterns.iter().any(|p| p.matches(ty))
     }
+
+    /// How many ordered lanes a broker consumer runs for this subscription
+    /// when `concurrency` events may be in delivery at once. One event per
+    /// request: `concurrency` lanes. Batches: each lane is one invocation
+    /// at a time, and a lane's batch holds only what queued on that lane,
+    /// so `concurrency` lanes would split a moderate stream into batches of
+    /// one; full batches on `concurrency / batch` lanes keep about as many
+    /// events in flight, and at least two lanes let one batch's invocation
+    /// overlap the next.
+    pub fn lanes(&self, concurrency: usize) -> usize {
+        let concurrency = concurrency.max(1);
+        if self.batch <= 1 {
+            return concurrency;
+        }
+        (concurrency / self.batch).clamp(2, concurrency.max(2))
+    }
 }
 
 /// Every subscription declared in the manifest, in component-id order.
@@ -170,6 +186,22 @@ pub fn from_manifest(manifest: &Manifest) -> anyhow::Result<Vec<Subscription>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batching_subscriptions_get_few_lanes() {
+        let sub = |batch| Subscription {
+            name: "s".into(),
+            patterns: vec![TypePattern::All],
+            route: "/e".into(),
+            max_attempts: 5,
+            batch,
+            tick: None,
+        };
+        assert_eq!(sub(1).lanes(32), 32);
+        assert_eq!(sub(100).lanes(32), 2);
+        assert_eq!(sub(4).lanes(32), 8);
+        assert_eq!(sub(1).lanes(0), 1);
+    }
 
     #[test]
     fn patterns_match_types() {

@@ -78,7 +78,7 @@ impl AmqpConsumer {
         let lanes = {
             let (me, dead_letters) = (self.clone(), dead_letters.clone());
             Lanes::spawn(
-                self.config.concurrency,
+                self.subscription.lanes(self.config.concurrency),
                 usize::from(self.amqp.prefetch),
                 self.subscription.batch,
                 move |deliveries: Vec<Delivery>| {

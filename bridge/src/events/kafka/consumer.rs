@@ -70,7 +70,7 @@ impl KafkaConsumer {
         let lanes = {
             let (me, shutdown) = (self.clone(), shutdown.clone());
             Lanes::spawn(
-                self.config.concurrency,
+                self.subscription.lanes(self.config.concurrency),
                 self.kafka.max_in_flight,
                 self.subscription.batch,
                 move |messages: Vec<OwnedMessage>| {
