@@ -35,24 +35,27 @@ async fn a_redelivered_order_is_charged_once() {
             statuses.push(attempt.status);
         }
         assert_eq!(statuses, [Some(200); 3], "{token}");
-        let payments = count(
-            &db,
-            &format!("SELECT count(*) FROM payments WHERE order_id = '{id}'"),
-        )
-        .await;
-        let emitted = count(
-            &db,
-            &format!(
-                "SELECT count(*) FROM outbox WHERE type LIKE 'payment.%' AND subject = '{id}'"
-            ),
-        )
-        .await;
         assert_eq!(
-            (payments, emitted),
+            charged(&db, &id).await,
             (1, 1),
             "{token}: one payment, one event"
         );
     }
+}
+
+/// How many payments order `id` has, and how many `payment.*` events.
+async fn charged(db: &tokio_postgres::Client, id: &str) -> (i64, i64) {
+    let payments = count(
+        db,
+        &format!("SELECT count(*) FROM payments WHERE order_id = '{id}'"),
+    )
+    .await;
+    let emitted = count(
+        db,
+        &format!("SELECT count(*) FROM outbox WHERE type LIKE 'payment.%' AND subject = '{id}'"),
+    )
+    .await;
+    (payments, emitted)
 }
 
 /// The outbox row of the `kind` event about `subject`, as the bridge reads it.
@@ -127,20 +130,8 @@ async fn batches_mixing_new_and_redelivered_events_apply_each_once() {
         );
     }
     for id in &orders {
-        let payments = count(
-            &db,
-            &format!("SELECT count(*) FROM payments WHERE order_id = '{id}'"),
-        )
-        .await;
-        let emitted = count(
-            &db,
-            &format!(
-                "SELECT count(*) FROM outbox WHERE type LIKE 'payment.%' AND subject = '{id}'"
-            ),
-        )
-        .await;
         assert_eq!(
-            (payments, emitted),
+            charged(&db, id).await,
             (1, 1),
             "order {id}: one payment, one event"
         );
