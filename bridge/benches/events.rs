@@ -202,6 +202,7 @@ fn run_mode(
                         "notifications",
                         "orders",
                         "payments",
+                        "posts",
                         "products",
                     ],
                 )

@@ -1,7 +1,8 @@
 //! `cargo bench -p bridge --bench http`: request throughput and latency of
 //! the embedded host against a plain native hyper server answering the same
 //! bytes, measured in one run on one machine, plus instantiation time,
-//! restart time with a warm compile cache and idle resident memory.
+//! restart time with a warm compile cache and idle resident memory, and
+//! the posts routes (first page, writing a post) beside `/auth/health`.
 //!
 //! Knobs (environment): BENCH_SECONDS (default 5), BENCH_CONNECTIONS (32).
 //! Needs the components built (`scripts/build-functions`), Postgres and Redis.
@@ -22,7 +23,7 @@ use hyper_util::rt::TokioIo;
 #[path = "support/load.rs"]
 mod load;
 
-use load::{RequestSpec, load, percentile, row};
+use load::{RequestSpec, Stats, load, percentile, row};
 
 const HEALTH_BODY: &str = r#"{"status":"ok","service":"auth"}"#;
 
@@ -109,6 +110,38 @@ fn restart_probe(database_url: &str, keys: &JwtKeys) -> (Duration, Option<u64>) 
     let _ = child.kill();
     let _ = child.wait();
     (ready.expect("bridge answered within 60 s"), rss)
+}
+
+/// The posts routes: the first page of a list longer than a page, and
+/// writing a post (its row and its `post.created` outbox row, one
+/// statement; JWT verification of a token already marked in Redis).
+fn posts(
+    load_rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    token: &str,
+    conns: usize,
+    duration: Duration,
+) -> (Stats, Stats) {
+    let mut write = RequestSpec::post_json(
+        "/posts",
+        &serde_json::json!({
+            "title": "Benchmarking Spin functions",
+            "body": "A post of a few sentences, as a blog would have it. ".repeat(8),
+            "tags": ["bench", "wasm"],
+        }),
+    );
+    write
+        .headers
+        .push(("authorization".to_string(), format!("Bearer {token}")));
+    // Enough posts for a full first page, and a warm-up of both routes.
+    load_rt.block_on(load(addr, &write, 4, Duration::from_millis(500)));
+    let list = RequestSpec::get("/posts?limit=20", None);
+    load_rt.block_on(load(addr, &list, conns, Duration::from_millis(500)));
+    let listed = load_rt.block_on(load(addr, &list, conns, duration));
+    row("host GET /posts?limit=20 (PG, profiles joined)", &listed);
+    let written = load_rt.block_on(load(addr, &write, conns, duration));
+    row("host POST /posts (JWT+Redis, PG insert+outbox)", &written);
+    (listed, written)
 }
 
 fn main() {
@@ -226,6 +259,7 @@ fn main() {
     row("host GET /auth/me (JWT+Redis+PG)", &me);
     inst.extend(running.host.take_instantiation_timings());
     inst.sort_unstable();
+    let (list_posts, write_posts) = posts(&load_rt, host_addr, &token, conns, duration);
 
     let ratio = health.rps() / native_stats.rps();
     println!();
@@ -240,6 +274,13 @@ fn main() {
         inst.len()
     );
     println!("GET /auth/me: {:.0} req/s   (target >= 10000)", me.rps());
+    println!(
+        "GET /posts (first page of 20): {:.0} req/s = {:.0} % of /auth/health; POST /posts: {:.0} req/s = {:.0} %",
+        list_posts.rps(),
+        100.0 * list_posts.rps() / health.rps(),
+        write_posts.rps(),
+        100.0 * write_posts.rps() / health.rps()
+    );
 
     drop(running);
     let (first, _) = restart_probe(&database_url, &keys);

@@ -2,7 +2,7 @@
 //! benchmarks start the same thing on a free port.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -17,6 +17,7 @@ use crate::events::event::Signer;
 use crate::events::invoke::Invoker;
 use crate::events::kafka::{KafkaConfig, KafkaConsumer, KafkaPublisher};
 use crate::events::relay::OutboxRelay;
+use crate::events::replay::{self, ReplayReport};
 use crate::events::subscription::{self, Subscription};
 use crate::host::server::Server;
 use crate::host::{Host, HostConfig};
@@ -347,4 +348,68 @@ pub async fn run_events(
         }
     }
     clocks.join_all().await;
+}
+
+/// The signing secret a remote Spin host verifies deliveries with: the
+/// `bridge_signing_secret` variable, which must be set (a generated one
+/// could not match the host's).
+///
+/// # Errors
+/// When it is unset or empty.
+pub fn shared_signing_secret(manifest: &Manifest, host: &HostConfig) -> anyhow::Result<String> {
+    AppVariables::lookup(
+        &manifest.doc,
+        &host.variable_overrides,
+        |k| std::env::var(k).ok(),
+        SIGNING_SECRET,
+    )
+    .ok()
+    .flatten()
+    .filter(|s| !s.is_empty())
+    .context("set SPIN_VARIABLE_BRIDGE_SIGNING_SECRET to the value the Spin host uses")
+}
+
+/// `bridge replay`: delivers every event in the outbox that subscription
+/// `name` of the manifest at `manifest_path` wants, again (see
+/// [`crate::events::replay`]). With `target`, over signed HTTP to the Spin
+/// host there; without, to the components loaded in this process.
+///
+/// # Errors
+/// When the manifest, the subscription name, the database or the
+/// components fail.
+pub async fn replay(
+    manifest_path: &Path,
+    name: &str,
+    mut host: HostConfig,
+    target: Option<&str>,
+    config: DispatchConfig,
+) -> anyhow::Result<ReplayReport> {
+    let manifest = Manifest::load(manifest_path)?;
+    let subscriptions = subscription::from_manifest(&manifest)?;
+    let Some(subscription) = subscriptions.iter().find(|s| s.name == name).cloned() else {
+        let known: Vec<&str> = subscriptions.iter().map(|s| s.name.as_str()).collect();
+        anyhow::bail!(
+            "no subscription {name:?} in {}; the manifest has: {}",
+            manifest_path.display(),
+            known.join(", ")
+        );
+    };
+    let database =
+        database(&manifest, &host)?.context("the app declares no database_url variable")?;
+    let (invoker, signer) = match target {
+        Some(url) => (
+            Invoker::http(url),
+            Signer::new(&shared_signing_secret(&manifest, &host)?),
+        ),
+        None => {
+            ensure_dev_keys(&manifest, &mut host);
+            let for_host = manifest.clone();
+            let loaded = tokio::task::spawn_blocking(move || Host::new(&for_host, host))
+                .await
+                .context("loading components panicked")??;
+            let (_, signer) = event_wiring(&manifest, &loaded)?;
+            (Invoker::Embedded(loaded), signer)
+        }
+    };
+    replay::run(database, subscription, invoker, signer, config).await
 }

@@ -48,6 +48,10 @@ enum Cmd {
     /// Deliver events from the outbox to functions served elsewhere
     /// (`spin up`, a Spin host), as signed HTTP requests.
     Relay(RelayArgs),
+    /// Deliver one subscription's events again from the start of the
+    /// outbox (e.g. to rebuild a projection), whatever transport carries
+    /// its live events.
+    Replay(ReplayArgs),
     /// Drive a running deployment (`spin up`, SpinKube, `bridge up`) through
     /// a fixed scenario over HTTP and report each step; exits non-zero on a
     /// failed or slow step.
@@ -86,6 +90,31 @@ enum AdminAction {
         /// The account's e-mail.
         email: String,
     },
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The subscription: the name of the component whose
+    /// `[component.<name>.tool.bridge]` table declares it.
+    #[arg(long)]
+    subscription: String,
+    /// The application manifest (for the subscription and variables).
+    #[arg(
+        long,
+        short = 'f',
+        default_value = "spin.toml",
+        env = "SPINMESH_MANIFEST"
+    )]
+    manifest: PathBuf,
+    /// Deliver over signed HTTP to the Spin host at this base URL (as
+    /// `bridge relay` does) instead of to the components loaded in this
+    /// process.
+    #[arg(long)]
+    target: Option<String>,
+    #[command(flatten)]
+    dispatch: DispatchArgs,
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 #[derive(clap::Args)]
@@ -364,6 +393,24 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Up(args) => up(args).await,
         Cmd::Relay(args) => relay(args).await,
+        Cmd::Replay(args) => {
+            let mut host = HostConfig::default();
+            host.pools.pg_tls = args.postgres.tls()?;
+            let target = args.target.as_deref().map(base_url).transpose()?;
+            let report = app::replay(
+                &args.manifest,
+                &args.subscription,
+                host,
+                target,
+                args.dispatch.config(),
+            )
+            .await?;
+            println!("Replayed {}: {report}", args.subscription);
+            if report.dead_lettered > 0 {
+                std::process::exit(1)
+            }
+            Ok(())
+        }
         Cmd::Admin(args) => {
             let manifest = Manifest::load(&args.manifest)?;
             let mut host = HostConfig::default();
@@ -389,40 +436,33 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A `--target` base URL without its trailing slash.
+fn base_url(raw: &str) -> anyhow::Result<&str> {
+    let target = raw.trim_end_matches('/');
+    http::Uri::try_from(target)
+        .ok()
+        .filter(|u| u.scheme().is_some() && u.authority().is_some())
+        .with_context(|| {
+            format!("--target {raw:?} is not an absolute http(s) URL such as http://127.0.0.1:3000")
+        })?;
+    Ok(target)
+}
+
 async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     use bridge::events::event::Signer;
     use bridge::events::invoke::Invoker;
     use bridge::events::subscription;
-    use bridge::variables::AppVariables;
 
     if args.broker.broker == Broker::None {
         anyhow::bail!("`bridge relay` delivers events: choose embedded, amqp or kafka");
     }
     let manifest = Manifest::load(&args.manifest)?;
-    let target = args.target.trim_end_matches('/');
-    http::Uri::try_from(target)
-        .ok()
-        .filter(|u| u.scheme().is_some() && u.authority().is_some())
-        .with_context(|| {
-            format!(
-                "--target {:?} is not an absolute http(s) URL such as http://127.0.0.1:3000",
-                args.target
-            )
-        })?;
+    let target = base_url(&args.target)?;
     let mut host = HostConfig::default();
     host.pools.pg_tls = args.postgres.tls()?;
     let database =
         app::database(&manifest, &host)?.context("the app declares no database_url variable")?;
-    let secret = AppVariables::lookup(
-        &manifest.doc,
-        &host.variable_overrides,
-        |k| std::env::var(k).ok(),
-        app::SIGNING_SECRET,
-    )
-    .ok()
-    .flatten()
-    .filter(|s| !s.is_empty())
-    .context("set SPIN_VARIABLE_BRIDGE_SIGNING_SECRET to the value the Spin host uses")?;
+    let secret = app::shared_signing_secret(&manifest, &host)?;
     let subscriptions = subscription::from_manifest(&manifest)?;
     println!(
         "Relaying {} subscription(s) from the outbox to {} ({:?})",

@@ -109,18 +109,20 @@ impl EmbeddedDispatcher {
 
     /// Delivers the wanted events of a batch: subjects in parallel, each
     /// subject's events in order. Returns once every event is delivered or
-    /// dead-lettered.
-    async fn deliver_batch(
+    /// dead-lettered, with how many were dead-lettered (in
+    /// `bridge_dead_letters`, through `client`).
+    pub(crate) async fn deliver_batch(
         &self,
         client: &Client,
         sub: &Subscription,
         events: &[OutboxEvent],
-    ) -> anyhow::Result<()> {
-        let results: Vec<anyhow::Result<()>> =
+    ) -> anyhow::Result<usize> {
+        let results: Vec<anyhow::Result<usize>> =
             futures::stream::iter(work_units(sub, events, self.config.concurrency))
                 .map(|unit| async move {
                     let finals =
                         deliver_all(&self.invoker, sub, &unit, &self.signer, &self.config).await;
+                    let mut dead = 0;
                     for (event, outcome) in unit.iter().zip(finals) {
                         if let Final::DeadLetter {
                             attempts,
@@ -129,14 +131,15 @@ impl EmbeddedDispatcher {
                         } = outcome
                         {
                             dead_letter(client, sub, event, attempts, status, &error).await?;
+                            dead += 1;
                         }
                     }
-                    anyhow::Ok(())
+                    anyhow::Ok(dead)
                 })
                 .buffer_unordered(self.config.concurrency.max(1))
                 .collect()
                 .await;
-        results.into_iter().collect()
+        results.into_iter().sum()
     }
 }
 
@@ -182,6 +185,7 @@ impl BatchHandler for SubscriptionBatches<'_> {
         self.dispatcher
             .deliver_batch(client, self.sub, events)
             .await
+            .map(drop)
     }
 }
 

@@ -14,4 +14,5 @@ pub mod lanes;
 pub mod outbox;
 pub mod outcome;
 pub mod relay;
+pub mod replay;
 pub mod subscription;

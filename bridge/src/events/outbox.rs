@@ -85,18 +85,7 @@ impl OutboxCursor {
             )
             .await
             .context("creating the cursor")?;
-        let read = client
-            .prepare(
-                "SELECT position, txid::text, id, source, type, subject, aggregate,
-                        to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-                        dataschema, data::text
-                   FROM outbox
-                  WHERE (txid, position) > ($1::text::xid8, $2)
-                    AND txid < pg_snapshot_xmin(pg_current_snapshot())
-                  ORDER BY txid, position
-                  LIMIT $3",
-            )
-            .await?;
+        let read = client.prepare(&read_sql("")).await?;
         // Prepared once: a busy reader advances after every batch.
         let advance = client
             .prepare(
@@ -175,6 +164,91 @@ impl OutboxCursor {
         self.txid = last.txid.clone();
         self.position = last.position;
         Ok(())
+    }
+}
+
+/// The statement reading the next `$3` committed rows after position
+/// `($1, $2)` in `(txid, position)` order, plus `extra` conditions.
+fn read_sql(extra: &str) -> String {
+    format!(
+        "SELECT position, txid::text, id, source, type, subject, aggregate,
+                to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                dataschema, data::text
+           FROM outbox
+          WHERE (txid, position) > ($1::text::xid8, $2)
+            AND txid < pg_snapshot_xmin(pg_current_snapshot()) {extra}
+          ORDER BY txid, position
+          LIMIT $3"
+    )
+}
+
+/// A one-off read of the whole outbox from its start, as it stood when the
+/// scan opened: every row whose transaction had ended by then, in the same
+/// order as cursors read. Nothing durable, no lock: a replay reads with
+/// it while the live subscription keeps its own cursor.
+pub struct OutboxScan {
+    client: Client,
+    _connection: AbortOnDrop,
+    read: Statement,
+    upto: String,
+    txid: String,
+    position: i64,
+}
+
+impl OutboxScan {
+    /// Connects and fixes the end of the scan.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or queried.
+    pub async fn open(database: &Database) -> anyhow::Result<Self> {
+        let (client, conn) = database.connect_raw().await?;
+        let connection = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        let read = client
+            .prepare(&read_sql("AND txid < $4::text::xid8"))
+            .await
+            .context("preparing the outbox scan")?;
+        let upto: String = client
+            .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
+            .await
+            .context("reading the outbox's horizon")?
+            .get(0);
+        Ok(Self {
+            client,
+            _connection: connection,
+            read,
+            upto,
+            txid: "0".to_owned(),
+            position: 0,
+        })
+    }
+
+    /// The scan's connection, for writes that belong with the reading
+    /// (dead letters).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The next up to `limit` rows; empty at the end.
+    ///
+    /// # Errors
+    /// When the query fails.
+    pub async fn next_page(&mut self, limit: i64) -> anyhow::Result<Vec<OutboxEvent>> {
+        let rows = self
+            .client
+            .query(
+                &self.read,
+                &[&self.txid, &self.position, &limit, &self.upto],
+            )
+            .await
+            .context("reading the outbox")?;
+        let events: Vec<OutboxEvent> = rows.iter().map(row_to_event).collect();
+        if let Some(last) = events.last() {
+            self.txid = last.txid.clone();
+            self.position = last.position;
+        }
+        Ok(events)
     }
 }
 

@@ -47,3 +47,8 @@ async fn store_saga_end_to_end() {
 async fn store_unpaid_orders_time_out() {
     common::saga::unpaid_orders_time_out(Transport::amqp()).await;
 }
+
+#[tokio::test]
+async fn posts_follow_user_events_and_replay_rebuilds_profiles() {
+    common::posts::posts_follow_user_events(Transport::amqp()).await;
+}

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod posts;
 pub mod saga;
 pub mod scenarios;
 pub mod store;

@@ -261,9 +261,10 @@ pub async fn http_invoker_and_forged_signatures(transport: Transport) {
         .as_str()
         .unwrap()
         .to_string();
-    // user.registered → analytics and notifications, user.logged_in → analytics.
-    let dead = transport.dead_letters(&db, 3).await;
-    assert_eq!(dead.len(), 3, "{dead:?}");
+    // user.registered → analytics, notifications and posts, user.logged_in
+    // → analytics.
+    let dead = transport.dead_letters(&db, 4).await;
+    assert_eq!(dead.len(), 4, "{dead:?}");
     assert!(
         dead.iter().all(|d| d.status == "401" && d.attempts == "1"),
         "{dead:?}"

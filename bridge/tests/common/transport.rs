@@ -187,20 +187,24 @@ impl Transport {
     }
 }
 
+/// Every subscription a test app may declare (the application's and the
+/// probe's): whose RabbitMQ queues a test reads and removes.
+const SUBSCRIPTIONS: &[&str] = &[
+    "analytics",
+    "notifications",
+    "orders",
+    "payments",
+    "posts",
+    "probe",
+    "products",
+];
+
 /// Removes a test's broker topology.
 async fn teardown(broker: BrokerConfig) {
     match broker {
         BrokerConfig::Embedded => {}
         BrokerConfig::Amqp(config) => {
-            let subscriptions = [
-                "analytics",
-                "notifications",
-                "orders",
-                "payments",
-                "probe",
-                "products",
-            ];
-            let _ = bridge::events::amqp::topology::delete(&config, &subscriptions).await;
+            let _ = bridge::events::amqp::topology::delete(&config, SUBSCRIPTIONS).await;
         }
         // Kafka topics stay: deleting them on the development broker
         // (Tansu) makes librdkafka crash on the metadata that follows
@@ -295,7 +299,8 @@ async fn amqp_dead_letters(config: &AmqpConfig) -> Vec<DeadLetter> {
         .await
         .unwrap();
     let mut found = Vec::new();
-    for sub in ["analytics", "notifications", "probe"] {
+    for sub in SUBSCRIPTIONS {
+        // A queue this test's app does not declare closes the channel.
         let ch = conn.create_channel().await.unwrap();
         let queue = config.dead_letter_queue(sub);
         while let Ok(Some(msg)) = ch

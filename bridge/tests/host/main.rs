@@ -323,7 +323,12 @@ fn spin_provides(import: &str) -> bool {
 fn built_components_import_only_what_spin_provides() {
     let engine = wasmtime::Engine::default();
     let dir = root().join("target/wasm32-wasip2/wasm");
-    for name in ["auth", "probe", "analytics", "notifications"] {
+    // Every component of the application, and the test-only probe.
+    let manifest = bridge::manifest::Manifest::load(&root().join("spin.toml")).unwrap();
+    let mut names: Vec<String> = manifest.doc.component.keys().cloned().collect();
+    names.push("probe".to_owned());
+    assert!(names.len() >= 8, "{names:?}");
+    for name in &names {
         let path = dir.join(format!("{name}.wasm"));
         let component = wasmtime::component::Component::from_file(&engine, &path)
             .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-functions)", path.display()));

@@ -6,8 +6,8 @@
 //! insert either succeeds or fails with SQLSTATE 23505, with no
 //! check-then-insert race.
 //!
-//! Registration and login are announced as events ([`USER_REGISTERED`],
-//! [`USER_LOGGED_IN`]) written in the same statement as the row change, via
+//! Registration, login and profile changes are announced as events
+//! ([`USER_REGISTERED`], [`USER_LOGGED_IN`], [`USER_UPDATED`]) written in the same statement as the row change, via
 //! [`kit::outbox`].
 
 use anyhow::Context;
@@ -98,8 +98,14 @@ fn write_error(err: db::Error, context: &str) -> WriteError {
 /// subject = user id). Data, version 1:
 ///
 /// ```json
-/// {"version": 1, "user_id": "<uuid>", "email": "ada@example.com", "username": "ada" | null}
+/// {"version": 1, "user_id": "<uuid>", "email": "ada@example.com", "username": "ada" | null,
+///  "revision": 1}
 /// ```
+///
+/// `revision` counts the account's changes (1 here, then one more with
+/// every [`USER_UPDATED`]), so a projection can tell a newer state from an
+/// older one whatever order events arrive in. Events written before it
+/// existed lack it; read it as 1.
 pub const USER_REGISTERED: EventSpec = EventSpec {
     source: "/auth",
     kind: "user.registered",
@@ -110,6 +116,28 @@ pub const USER_REGISTERED: EventSpec = EventSpec {
         ("user_id", "changed.id"),
         ("email", "changed.email"),
         ("username", "changed.username"),
+        ("revision", "changed.revision"),
+    ],
+    only_when: None,
+};
+
+/// `user.updated`, emitted with every change to an account's public
+/// profile through `PATCH /auth/me` (aggregate `users`, subject = user
+/// id). Data, version 1:
+///
+/// ```json
+/// {"version": 1, "user_id": "<uuid>", "username": "ada_l", "revision": 2}
+/// ```
+pub const USER_UPDATED: EventSpec = EventSpec {
+    source: "/auth",
+    kind: "user.updated",
+    aggregate: "users",
+    subject: "id",
+    version: 1,
+    fields: &[
+        ("user_id", "changed.id"),
+        ("username", "changed.username"),
+        ("revision", "changed.revision"),
     ],
     only_when: None,
 };
@@ -142,7 +170,8 @@ pub fn insert(
     password_hash: &str,
 ) -> Result<User, WriteError> {
     let sql = format!(
-        "INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) RETURNING {}",
+        "INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) \
+         RETURNING {}, revision",
         columns()
     );
     let params = [
@@ -222,7 +251,8 @@ pub fn find_credentials(
     }))
 }
 
-/// Sets a user's username.
+/// Sets a user's username and counts a revision, emitting
+/// [`USER_UPDATED`] in the same statement.
 ///
 /// # Errors
 ///
@@ -232,16 +262,16 @@ pub fn update_username(
     id: Uuid,
     username: &Username,
 ) -> Result<Option<User>, WriteError> {
-    let sql = Statement::new(format!(
-        "UPDATE users SET username = $1, updated_at = now() WHERE id = $2 RETURNING {}",
+    let sql = format!(
+        "UPDATE users SET username = $1, revision = revision + 1, updated_at = now() \
+         WHERE id = $2 RETURNING {}, revision",
         columns()
-    ));
+    );
     let params = [
         ParameterValue::Str(username.as_str().to_owned()),
         ParameterValue::from(id),
     ];
-    let rows = conn
-        .rows(&sql, &params)
+    let rows = outbox::query(conn, &USER_UPDATED, &sql, &params)
         .map_err(|e| write_error(e, "updating a username"))?;
     Ok(first_user(&rows)?)
 }
