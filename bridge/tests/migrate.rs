@@ -122,3 +122,60 @@ async fn bridge_migrate_needs_only_the_database_url() {
     drop(client);
     drop_database(&name).await;
 }
+
+#[tokio::test]
+async fn the_posts_migration_announces_accounts_renamed_before_it() {
+    let name = format!("spinmesh_migrate_{}", uuid::Uuid::new_v4().simple());
+    let db = database(&name);
+    let all = migrate::read_dir(&root().join("migrations")).unwrap();
+    let split = all.iter().position(|m| m.name == "0010_posts.sql").unwrap();
+    migrate::run(&db, &all[..split]).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&url(&name), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Two accounts registered as the auth function did before revisions;
+    // one renamed since.
+    client
+        .batch_execute(
+            "INSERT INTO users (id, email, username, password_hash) VALUES
+               ('00000000-0000-0000-0000-00000000000a', 'a@example.com', 'ada', 'x'),
+               ('00000000-0000-0000-0000-00000000000b', 'b@example.com', 'bob', 'x');
+             INSERT INTO outbox (id, source, type, subject, aggregate, data)
+             SELECT gen_random_uuid(), '/auth', 'user.registered', id::text, 'users',
+                    jsonb_build_object('version', 1, 'user_id', id, 'email', email, 'username', username)
+               FROM users;
+             UPDATE users SET username = 'countess' WHERE email = 'a@example.com';",
+        )
+        .await
+        .unwrap();
+
+    migrate::run(&db, &all).await.unwrap();
+    let rows = client
+        .query(
+            "SELECT subject, data FROM outbox WHERE type = 'user.updated'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let updated: Vec<(String, serde_json::Value)> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        updated,
+        [(
+            "00000000-0000-0000-0000-00000000000a".to_owned(),
+            serde_json::json!({"version": 1, "user_id": "00000000-0000-0000-0000-00000000000a",
+                               "username": "countess", "revision": 2})
+        )]
+    );
+    let revisions: Vec<i64> = client
+        .query("SELECT revision FROM users ORDER BY email", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(revisions, [2, 1]);
+    drop(client);
+    drop_database(&name).await;
+}
