@@ -5,6 +5,9 @@ use serde_json::json;
 
 use crate::common::posts::posts_app;
 
+/// (method, path, body, token, expected status, why).
+type Case<'a> = (&'a str, String, Vec<u8>, Option<&'a str>, u16, &'a str);
+
 #[tokio::test]
 async fn bad_input_on_every_route_is_refused_and_writes_nothing() {
     let app = posts_app().await;
@@ -17,8 +20,7 @@ async fn bad_input_on_every_route_is_refused_and_writes_nothing() {
     let long_body = "b".repeat(20_001);
     let eleven: Vec<String> = (0..11).map(|i| format!("t{i}")).collect();
 
-    // (method, path, body, token, status, why)
-    let cases: Vec<(&str, String, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "/posts".into(),

@@ -94,7 +94,11 @@ async fn author_and_tag_filters() {
     let rust = all_pages(&app, "tag=RUST", || async {}).await;
     assert_eq!(
         ids(&rust),
-        [ids(&[b1.clone()]), ids(&[a1.clone()])].concat()
+        [
+            ids(std::slice::from_ref(&b1)),
+            ids(std::slice::from_ref(&a1))
+        ]
+        .concat()
     );
     let ada_rust = all_pages(&app, &format!("tag=rust&author={}", ada.id), || async {}).await;
     assert_eq!(ids(&ada_rust), ids(&[a1]));
