@@ -290,6 +290,11 @@ pub async fn run_events(
             ));
         }
     }
+    // Functions served in this process wake the readers directly.
+    let local_writes = match &invoker {
+        Invoker::Embedded(host) => Some(host.outbox_writes()),
+        Invoker::Http { .. } => None,
+    };
     match broker {
         BrokerConfig::Embedded => {
             EmbeddedDispatcher {
@@ -298,6 +303,7 @@ pub async fn run_events(
                 invoker,
                 signer,
                 config,
+                local_writes,
             }
             .run(shutdown)
             .await
@@ -318,6 +324,7 @@ pub async fn run_events(
                 database,
                 name: "relay:amqp".to_string(),
                 config,
+                local_writes,
             };
             relay
                 .run(|| AmqpPublisher::connect(&amqp, &subscriptions), shutdown)
@@ -340,6 +347,7 @@ pub async fn run_events(
                 database,
                 name: "relay:kafka".to_string(),
                 config,
+                local_writes,
             };
             relay
                 .run(|| async { KafkaPublisher::connect(&kafka) }, shutdown)

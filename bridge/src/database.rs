@@ -118,6 +118,12 @@ impl Database {
         })
     }
 
+    /// The URL as given: the address guests open when it came from the
+    /// `database_url` variable they share.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The URL, for logs: without its password.
     pub fn redacted(&self) -> String {
         redact(&self.url)

@@ -24,7 +24,9 @@ use super::event::{OutboxEvent, Signer};
 use super::invoke::Invoker;
 use super::outbox::{self, BatchHandler};
 use super::subscription::Subscription;
+use super::wake;
 use crate::database::Database;
+use crate::host::outbox_writes::OutboxWrites;
 
 /// Dispatches every subscription from the outbox.
 pub struct EmbeddedDispatcher {
@@ -38,6 +40,9 @@ pub struct EmbeddedDispatcher {
     pub signer: Signer,
     /// Timing and retry settings.
     pub config: DispatchConfig,
+    /// The host in this process, when the functions run here: its guests'
+    /// outbox writes wake the subscriptions directly (see [`super::wake`]).
+    pub local_writes: Option<OutboxWrites>,
 }
 
 impl EmbeddedDispatcher {
@@ -45,16 +50,14 @@ impl EmbeddedDispatcher {
     /// forever with backoff; a database outage pauses delivery, it does not
     /// end it.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let wake = Arc::new(Notify::new());
+        let (wake, _waking) = wake::start(
+            &self.database,
+            self.local_writes.as_ref(),
+            &self.config,
+            &shutdown,
+        );
         let me = Arc::new(self);
         let mut tasks = Vec::new();
-        {
-            let (me, wake, shutdown) = (me.clone(), wake.clone(), shutdown.clone());
-            tasks.push(tokio::spawn(async move {
-                let config = me.config.clone();
-                outbox::listen(&me.database, wake, shutdown, |n| backoff(&config, n)).await;
-            }));
-        }
         for sub in me.subscriptions.clone() {
             let (me, wake, shutdown) = (me.clone(), wake.clone(), shutdown.clone());
             tasks.push(tokio::spawn(async move {

@@ -16,3 +16,4 @@ pub mod outcome;
 pub mod relay;
 pub mod replay;
 pub mod subscription;
+pub mod wake;

@@ -9,13 +9,11 @@
 //! that name: one bridge replica reads, the others stand by and take over
 //! when its connection goes away.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
 use tokio::sync::{Notify, watch};
-use tokio_postgres::{AsyncMessage, Client, Statement};
+use tokio_postgres::{Client, Statement};
 
 use crate::database::Database;
 
@@ -305,52 +303,6 @@ fn row_to_event(r: &tokio_postgres::Row) -> OutboxEvent {
     }
 }
 
-/// LISTENs for outbox inserts and wakes every waiting reader, reconnecting
-/// with `backoff` until `shutdown`. Readers poll meanwhile.
-pub async fn listen(
-    database: &Database,
-    wake: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
-    backoff: impl Fn(u32) -> Duration,
-) {
-    let mut failures = 0;
-    while !*shutdown.borrow() {
-        let result = async {
-            let (client, mut conn) = database.connect_raw().await?;
-            let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-            let sql = format!("LISTEN {OUTBOX_CHANNEL}");
-            let listen = client.batch_execute(&sql);
-            tokio::pin!(listen);
-            // Drive the connection while LISTEN is in flight.
-            loop {
-                tokio::select! {
-                    r = &mut listen => { r?; break; }
-                    m = messages.next() => if m.is_none() { anyhow::bail!("connection closed") },
-                }
-            }
-            // Anything committed before LISTEN took effect.
-            wake.notify_waiters();
-            loop {
-                tokio::select! {
-                    m = messages.next() => match m {
-                        Some(Ok(AsyncMessage::Notification(_))) => wake.notify_waiters(),
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => return Err(e.into()),
-                        None => anyhow::bail!("connection closed"),
-                    },
-                    _ = shutdown.changed() => return Ok(()),
-                }
-            }
-        }
-        .await;
-        if let Err(err) = result {
-            failures += 1;
-            tracing::warn!(error = %format!("{err:#}"), "outbox listener lost its connection; polling meanwhile");
-            tokio::time::sleep(backoff(failures.min(6))).await;
-        }
-    }
-}
-
 /// A stable advisory-lock key per reader name.
 fn lock_key(name: &str) -> i64 {
     use sha2::{Digest, Sha256};
@@ -359,7 +311,7 @@ fn lock_key(name: &str) -> i64 {
 }
 
 /// Ends the connection task when the cursor goes away.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

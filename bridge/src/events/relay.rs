@@ -3,15 +3,15 @@
 //! whole batch, so a crash republishes (at-least-once) and never skips.
 //! The reader's advisory lock keeps one relay active across replicas.
 
-use std::sync::Arc;
-
 use tokio::sync::{Notify, watch};
 use tokio_postgres::Client;
 
 use super::dispatch::{DispatchConfig, backoff};
 use super::event::OutboxEvent;
 use super::outbox::{self, BatchHandler};
+use super::wake;
 use crate::database::Database;
+use crate::host::outbox_writes::OutboxWrites;
 
 /// A broker the relay publishes to.
 pub trait Publish: Send + Sync {
@@ -28,6 +28,9 @@ pub struct OutboxRelay {
     pub name: String,
     /// Batch size, poll interval, reconnect backoff.
     pub config: DispatchConfig,
+    /// The host in this process, when the functions run here: its guests'
+    /// outbox writes wake the relay directly (see [`super::wake`]).
+    pub local_writes: Option<OutboxWrites>,
 }
 
 impl OutboxRelay {
@@ -40,18 +43,12 @@ impl OutboxRelay {
         F: Fn() -> Fut,
         Fut: Future<Output = anyhow::Result<P>>,
     {
-        let wake = Arc::new(Notify::new());
-        let listener = {
-            let (database, wake, shutdown, config) = (
-                self.database.clone(),
-                wake.clone(),
-                shutdown.clone(),
-                self.config.clone(),
-            );
-            tokio::spawn(async move {
-                outbox::listen(&database, wake, shutdown, |n| backoff(&config, n)).await
-            })
-        };
+        let (wake, waking) = wake::start(
+            &self.database,
+            self.local_writes.as_ref(),
+            &self.config,
+            &shutdown,
+        );
         let mut failures = 0;
         while !*shutdown.borrow() {
             let round = async {
@@ -67,7 +64,7 @@ impl OutboxRelay {
                 }
             }
         }
-        listener.abort();
+        drop(waking);
     }
 
     async fn relay<P: Publish>(

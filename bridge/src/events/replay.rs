@@ -66,6 +66,8 @@ pub async fn run(
         invoker,
         signer,
         config,
+        // Replays read a fixed scan, not the live outbox.
+        local_writes: None,
     };
     let mut report = ReplayReport::default();
     loop {

@@ -9,6 +9,7 @@ pub mod engine;
 mod key_value;
 pub mod outbound;
 mod outbound_http;
+pub mod outbox_writes;
 mod postgres;
 mod redis;
 pub mod router;
@@ -208,6 +209,12 @@ impl Host {
     /// the event signing secret, live beside the functions' variables).
     pub fn app_variable(&self, name: &str) -> Option<&str> {
         self.app_vars.get(name)
+    }
+
+    /// Guests' outbox writes as this host announces them (the event path
+    /// waits on them and takes over announcing).
+    pub fn outbox_writes(&self) -> outbox_writes::OutboxWrites {
+        self.services.outbox.clone()
     }
 
     /// Which component serves `path`, if any.

@@ -86,6 +86,22 @@ impl PgCompat {
 /// instance's lifetime, returned when the guest drops the resource.
 pub struct PgConnection {
     client: deadpool_postgres::Object,
+    /// Whether this connection's outbox writes are the host's to announce
+    /// (see [`super::outbox_writes`]).
+    announces: bool,
+}
+
+impl PgConnection {
+    /// After a statement succeeded: when it may have written the outbox
+    /// and such writes are the host's to announce, waits until its commit
+    /// is done (an empty query queued behind it returns only then; the
+    /// row stream ends before the commit) and rings.
+    async fn announce_write(&self, services: &super::Services, statement: &str) {
+        if self.announces && super::outbox_writes::may_write_outbox(statement) {
+            let _ = self.client.simple_query("").await;
+            services.outbox.written();
+        }
+    }
 }
 
 impl pg::Host for InstanceState {}
@@ -100,7 +116,10 @@ impl pg::HostConnection for InstanceState {
             return Ok(Err(Error::ConnectionFailed(err.to_string())));
         }
         match self.services.pg_client(&address).await {
-            Ok(client) => Ok(Ok(self.table.push(PgConnection { client })?)),
+            Ok(client) => {
+                let announces = self.services.outbox.announced(&address);
+                Ok(Ok(self.table.push(PgConnection { client, announces })?))
+            }
             Err(err) => Ok(Err(Error::ConnectionFailed(format!(
                 "{}: {err:#}",
                 redact(&address)
@@ -156,6 +175,7 @@ impl pg::HostConnection for InstanceState {
             }
             out.push(values);
         }
+        conn.announce_write(&self.services, &statement).await;
         if out.is_empty() {
             compat.no_rows(&self.component.id, &statement)?;
         }
@@ -183,11 +203,11 @@ impl pg::HostConnection for InstanceState {
             Err(e) => return Ok(Err(e)),
         };
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        Ok(conn
-            .client
-            .execute(&stmt, &refs)
-            .await
-            .map_err(|e| query_failed(&e)))
+        let result = conn.client.execute(&stmt, &refs).await;
+        if result.is_ok() {
+            conn.announce_write(&self.services, &statement).await;
+        }
+        Ok(result.map_err(|e| query_failed(&e)))
     }
 
     async fn drop(&mut self, conn: Resource<PgConnection>) -> wasmtime::Result<()> {

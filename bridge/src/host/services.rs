@@ -14,6 +14,7 @@ use anyhow::Context;
 use postgres_native_tls::MakeTlsConnector;
 use tokio::sync::Mutex;
 
+use super::outbox_writes::{self, OutboxWrites};
 use super::postgres::PgCompat;
 use crate::database::PgTls;
 
@@ -50,6 +51,9 @@ pub struct Services {
     pg_tls: MakeTlsConnector,
     pg: Mutex<HashMap<String, deadpool_postgres::Pool>>,
     redis: Mutex<HashMap<String, redis::aio::ConnectionManager>>,
+    /// Guests' outbox writes, announced by the host once the event path
+    /// takes over (see [`OutboxWrites`]).
+    pub(crate) outbox: OutboxWrites,
 }
 
 impl Services {
@@ -63,6 +67,7 @@ impl Services {
             config,
             pg: Mutex::default(),
             redis: Mutex::default(),
+            outbox: OutboxWrites::default(),
         }))
     }
 
@@ -77,7 +82,14 @@ impl Services {
             match pools.get(address) {
                 Some(pool) => pool.clone(),
                 None => {
-                    let pg_config = crate::database::parse_url(address)?;
+                    let mut pg_config = crate::database::parse_url(address)?;
+                    if self.outbox.announced(address) {
+                        let options = match pg_config.get_options() {
+                            Some(given) => format!("{given} {}", outbox_writes::OPT_OUT),
+                            None => outbox_writes::OPT_OUT.to_owned(),
+                        };
+                        pg_config.options(&options);
+                    }
                     // TLS unless the URL disables it, verified, as in Spin.
                     let manager = deadpool_postgres::Manager::from_config(
                         pg_config,

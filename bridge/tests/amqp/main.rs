@@ -29,6 +29,11 @@ async fn registration_reaches_functions_once() {
 }
 
 #[tokio::test]
+async fn host_writes_wake_readers_without_a_notify_per_statement() {
+    scenarios::host_writes_wake_readers_without_a_notify_per_statement(Transport::amqp()).await;
+}
+
+#[tokio::test]
 async fn http_invoker_and_forged_signatures() {
     scenarios::http_invoker_and_forged_signatures(Transport::amqp()).await;
 }

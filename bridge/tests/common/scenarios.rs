@@ -319,3 +319,114 @@ pub async fn a_refused_batch_is_split_into_single_events(transport: Transport) {
     assert_eq!(per_user["actions"]["batch.tick"], 10, "{per_user}");
     runner.stop().await;
 }
+
+/// The host's own outbox writes wake the readers directly and reach other
+/// processes only as the bridge's coalesced announcement, never as the
+/// trigger's NOTIFY per statement; a write from another process still
+/// wakes them through LISTEN. The readers' poll is longer than the test,
+/// so only a wake can deliver anything here.
+pub async fn host_writes_wake_readers_without_a_notify_per_statement(transport: Transport) {
+    let app = spinmesh_app().await;
+    let db = app.db().await;
+    let (_listening, mut heard) = outbox_listener(&app).await;
+    let config = DispatchConfig {
+        poll_interval: Duration::from_secs(600),
+        ..fast()
+    };
+    let runner = transport.start(
+        &app,
+        &root().join("spin.toml"),
+        embedded(&app),
+        None,
+        config,
+    );
+    let host = app.running.as_ref().unwrap().host.clone();
+    let address = super::database_url(&app.database);
+    eventually(
+        "the event path announces the host's writes",
+        Duration::from_secs(10),
+        || async { host.outbox_writes().announced(&address) },
+    )
+    .await;
+
+    let (_email, tokens) = app.signed_in_user().await;
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let user_id = app.me(&token).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/metrics/user/{user_id}/actions");
+    eventually(
+        "analytics counted the registration and the login",
+        Duration::from_secs(30),
+        || async {
+            let m = app.get(&path, None).await.json();
+            m["actions"]["register"] == 1 && m["actions"]["login"] == 1
+        },
+    )
+    .await;
+    let mut payloads = Vec::new();
+    while let Ok(payload) = heard.try_recv() {
+        payloads.push(payload);
+    }
+    assert!(
+        !payloads.is_empty(),
+        "other processes heard nothing of the host's writes"
+    );
+    assert!(
+        payloads.iter().all(|p| !p.is_empty()),
+        "a host session sent the trigger's NOTIFY: {payloads:?}"
+    );
+
+    // Another process writes the outbox: the trigger notifies (empty
+    // payload) and the readers wake.
+    emit(&db, &user_id, "test.external", json!({"user_id": user_id})).await;
+    eventually(
+        "the other process's event counted",
+        Duration::from_secs(30),
+        || async { app.get(&path, None).await.json()["actions"]["test.external"] == 1 },
+    )
+    .await;
+    let trigger = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(payload) = heard.recv().await {
+            if payload.is_empty() {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(
+        trigger.await.unwrap_or(false),
+        "the trigger's NOTIFY for another process's write"
+    );
+    runner.stop().await;
+}
+
+/// Listens on the outbox channel as another process would: every
+/// notification's payload, in order. Keep the client alive while reading.
+async fn outbox_listener(
+    app: &TestApp,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use futures::StreamExt;
+    let (client, mut conn) =
+        tokio_postgres::connect(&super::database_url(&app.database), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n.payload().to_owned());
+            }
+        }
+    });
+    client
+        .batch_execute("LISTEN spinmesh_outbox")
+        .await
+        .unwrap();
+    (client, rx)
+}
