@@ -191,23 +191,9 @@ pub async fn registration_reaches_functions_once(transport: Transport) {
     let db = app.db().await;
     let manifest = root().join("spin.toml");
     let runner = transport.start(&app, &manifest, embedded(&app), None, fast());
-    let (email, tokens) = app.signed_in_user().await;
-    let token = tokens["access_token"].as_str().unwrap().to_string();
-    let user_id = app.me(&token).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let path = format!("/metrics/user/{user_id}/actions");
+    let (email, token, user_id) = signed_in(&app).await;
+    let path = registration_and_login_counted(&app, &user_id).await;
     let metrics = || app.get(&path, None);
-    eventually(
-        "analytics counted the registration and the login",
-        Duration::from_secs(30),
-        || async {
-            let m = metrics().await.json();
-            m["actions"]["register"] == 1 && m["actions"]["login"] == 1
-        },
-    )
-    .await;
     let welcomes = || async {
         let list = app.get("/notifications", Some(&token)).await;
         assert_eq!(list.status, 200, "{}", list.text);
@@ -255,12 +241,7 @@ pub async fn http_invoker_and_forged_signatures(transport: Transport) {
         Some(Signer::new("not-the-secret")),
         fast(),
     );
-    let (email, tokens) = app.signed_in_user().await;
-    let token = tokens["access_token"].as_str().unwrap().to_string();
-    let user_id = app.me(&token).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (email, _token, user_id) = signed_in(&app).await;
     // user.registered → analytics, notifications and posts, user.logged_in
     // → analytics.
     let dead = transport.dead_letters(&db, 4).await;
@@ -349,22 +330,8 @@ pub async fn host_writes_wake_readers_without_a_notify_per_statement(transport: 
     )
     .await;
 
-    let (_email, tokens) = app.signed_in_user().await;
-    let token = tokens["access_token"].as_str().unwrap().to_string();
-    let user_id = app.me(&token).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let path = format!("/metrics/user/{user_id}/actions");
-    eventually(
-        "analytics counted the registration and the login",
-        Duration::from_secs(30),
-        || async {
-            let m = app.get(&path, None).await.json();
-            m["actions"]["register"] == 1 && m["actions"]["login"] == 1
-        },
-    )
-    .await;
+    let (_email, _token, user_id) = signed_in(&app).await;
+    let path = registration_and_login_counted(&app, &user_id).await;
     let mut payloads = Vec::new();
     while let Ok(payload) = heard.try_recv() {
         payloads.push(payload);
@@ -400,6 +367,34 @@ pub async fn host_writes_wake_readers_without_a_notify_per_statement(transport: 
         "the trigger's NOTIFY for another process's write"
     );
     runner.stop().await;
+}
+
+/// Registers and logs in a fresh user; returns the email, the access
+/// token and the user id.
+async fn signed_in(app: &TestApp) -> (String, String, String) {
+    let (email, tokens) = app.signed_in_user().await;
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let user_id = app.me(&token).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (email, token, user_id)
+}
+
+/// Waits until analytics has counted the user's registration and login
+/// (which the transport delivered); returns the path of their counts.
+async fn registration_and_login_counted(app: &TestApp, user_id: &str) -> String {
+    let path = format!("/metrics/user/{user_id}/actions");
+    eventually(
+        "analytics counted the registration and the login",
+        Duration::from_secs(30),
+        || async {
+            let m = app.get(&path, None).await.json();
+            m["actions"]["register"] == 1 && m["actions"]["login"] == 1
+        },
+    )
+    .await;
+    path
 }
 
 /// Listens on the outbox channel as another process would: every
