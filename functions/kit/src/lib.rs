@@ -15,6 +15,8 @@
 //! Everything except the thin SDK calls is plain Rust, so `cargo test -p kit`
 //! runs natively.
 
+#![deny(unsafe_code)]
+
 pub mod bearer;
 pub mod cache;
 pub mod cloudevent;

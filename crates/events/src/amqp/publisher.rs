@@ -1,0 +1,127 @@
+//! Publishing events with publisher confirms: the relay's sink, and the
+//! consumer's dead-letter channel.
+
+use anyhow::{Context, bail};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+use super::AmqpConfig;
+use super::topology;
+use crate::event::OutboxEvent;
+use crate::relay::Publish;
+use crate::subscription::Subscription;
+use spinmesh_config::redact::redact;
+
+/// A confirming channel to the events exchange.
+pub struct AmqpPublisher {
+    _connection: Connection,
+    channel: Channel,
+    exchange: String,
+}
+
+impl AmqpPublisher {
+    /// Connects, enables confirms and declares the exchanges and every
+    /// subscription's queue and bindings. Declaring the queues here, not
+    /// only in the consumers, matters: RabbitMQ drops (and still confirms)
+    /// a message no queue is bound for, so publishing before a consumer
+    /// had declared its queue would lose events.
+    ///
+    /// # Errors
+    /// When RabbitMQ is unreachable or refuses the set-up.
+    pub async fn connect(
+        config: &AmqpConfig,
+        subscriptions: &[Subscription],
+    ) -> anyhow::Result<Self> {
+        let connection = Connection::connect(&config.url, ConnectionProperties::default())
+            .await
+            .with_context(|| format!("connecting to {}", redact(&config.url)))?;
+        let channel = confirming_channel(&connection).await?;
+        topology::declare_exchanges(&channel, config).await?;
+        for sub in subscriptions {
+            topology::declare_subscription(&channel, config, sub).await?;
+        }
+        Ok(Self {
+            _connection: connection,
+            channel,
+            exchange: config.exchange.clone(),
+        })
+    }
+}
+
+/// A channel with publisher confirms on.
+///
+/// # Errors
+/// When the channel cannot be opened.
+pub async fn confirming_channel(connection: &Connection) -> anyhow::Result<Channel> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+/// The AMQP form of an event: CloudEvent attributes as headers (the same
+/// names as the HTTP binary mode), the event id as message id, persistent.
+pub fn properties(event: &OutboxEvent, extra: &[(&str, String)]) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    for (name, value) in event.broker_headers() {
+        headers.insert(name.into(), AMQPValue::LongString(value.into()));
+    }
+    for (name, value) in extra {
+        headers.insert((*name).into(), AMQPValue::LongString(value.clone().into()));
+    }
+    BasicProperties::default()
+        .with_message_id(event.id.to_string().into())
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_headers(headers)
+}
+
+/// Publishes each message, then waits for every confirm.
+///
+/// # Errors
+/// When a publish fails or the broker nacks any message.
+pub async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    messages: impl IntoIterator<Item = (String, Vec<u8>, BasicProperties)>,
+) -> anyhow::Result<()> {
+    let mut pending = Vec::new();
+    for (routing_key, body, props) in messages {
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await
+            .context("publishing")?;
+        pending.push(confirm);
+    }
+    for confirm in pending {
+        let confirmation = confirm.await.context("waiting for a publisher confirm")?;
+        if confirmation.is_nack() {
+            bail!("the broker refused (nacked) a message");
+        }
+    }
+    Ok(())
+}
+
+impl Publish for AmqpPublisher {
+    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
+        let messages: Vec<(String, Vec<u8>, BasicProperties)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.event_type.clone(),
+                    e.data.clone().into_bytes(),
+                    properties(e, &[]),
+                )
+            })
+            .collect();
+        publish_confirmed(&self.channel, &self.exchange, messages).await
+    }
+}

@@ -1,0 +1,145 @@
+//! Connection pools shared by every instance: one Postgres pool and one
+//! Redis connection manager per address a guest opens.
+//!
+//! Guests call `connection.open(address)` on every request; opening a real
+//! socket each time would dominate the request. Pools are created lazily on
+//! first use of an address and bounded, so a burst of requests queues for a
+//! connection instead of exhausting the database.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use postgres_native_tls::MakeTlsConnector;
+use tokio::sync::Mutex;
+
+use super::outbox_writes::{self, OutboxWrites};
+use super::postgres::PgCompat;
+use spinmesh_config::database::PgTls;
+
+/// Sizes, timeouts and behaviour of the host's connections.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Maximum Postgres connections per address.
+    pub pg_max_connections: usize,
+    /// How long a guest waits for a pooled connection before `connection-failed`.
+    pub acquire_timeout: Duration,
+    /// Redis URL backing Spin key-value stores.
+    pub key_value_redis_url: String,
+    /// Trusted roots for Postgres TLS beyond the system's.
+    pub pg_tls: PgTls,
+    /// How closely `query` reproduces released Spin's quirks.
+    pub pg_compat: PgCompat,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            pg_max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            key_value_redis_url: "redis://127.0.0.1:6379".to_string(),
+            pg_tls: PgTls::default(),
+            pg_compat: PgCompat::default(),
+        }
+    }
+}
+
+/// The host's shared connections.
+pub struct Services {
+    pub(crate) config: PoolConfig,
+    pg_tls: MakeTlsConnector,
+    pg: Mutex<HashMap<String, deadpool_postgres::Pool>>,
+    redis: Mutex<HashMap<String, redis::aio::ConnectionManager>>,
+    /// Guests' outbox writes, announced by the host once the event path
+    /// takes over (see [`OutboxWrites`]).
+    pub(crate) outbox: OutboxWrites,
+}
+
+impl Services {
+    /// Empty pools; nothing connects until a guest asks.
+    ///
+    /// # Errors
+    /// When the TLS library cannot be initialised.
+    pub fn new(config: PoolConfig) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            pg_tls: config.pg_tls.connector()?,
+            config,
+            pg: Mutex::default(),
+            redis: Mutex::default(),
+            outbox: OutboxWrites::default(),
+        }))
+    }
+
+    /// A pooled Postgres client for `address`.
+    ///
+    /// # Errors
+    /// When the address is not a valid connection string, or no connection
+    /// becomes available within the acquire timeout.
+    pub async fn pg_client(&self, address: &str) -> anyhow::Result<deadpool_postgres::Object> {
+        let pool = {
+            let mut pools = self.pg.lock().await;
+            match pools.get(address) {
+                Some(pool) => pool.clone(),
+                None => {
+                    let mut pg_config = spinmesh_config::database::parse_url(address)?;
+                    if self.outbox.announced(address) {
+                        let options = match pg_config.get_options() {
+                            Some(given) => format!("{given} {}", outbox_writes::OPT_OUT),
+                            None => outbox_writes::OPT_OUT.to_owned(),
+                        };
+                        pg_config.options(&options);
+                    }
+                    // TLS unless the URL disables it, verified, as in Spin.
+                    let manager = deadpool_postgres::Manager::from_config(
+                        pg_config,
+                        self.pg_tls.clone(),
+                        deadpool_postgres::ManagerConfig {
+                            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+                        },
+                    );
+                    let pool = deadpool_postgres::Pool::builder(manager)
+                        .max_size(self.config.pg_max_connections)
+                        .runtime(deadpool_postgres::Runtime::Tokio1)
+                        .wait_timeout(Some(self.config.acquire_timeout))
+                        .create_timeout(Some(self.config.acquire_timeout))
+                        .build()
+                        .context("building Postgres pool")?;
+                    pools.insert(address.to_string(), pool.clone());
+                    pool
+                }
+            }
+        };
+        let client = pool
+            .get()
+            .await
+            .map_err(anyhow::Error::new)
+            .context("no Postgres connection")?;
+        Ok(client)
+    }
+
+    /// A shared, auto-reconnecting Redis connection for `address`.
+    ///
+    /// # Errors
+    /// When the address is invalid or the server cannot be reached.
+    pub async fn redis(&self, address: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+        let mut conns = self.redis.lock().await;
+        if let Some(conn) = conns.get(address) {
+            return Ok(conn.clone());
+        }
+        let client = redis::Client::open(address).context("invalid Redis address")?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(self.config.acquire_timeout)
+            .set_response_timeout(self.config.acquire_timeout)
+            .set_number_of_retries(1);
+        let conn = tokio::time::timeout(
+            self.config.acquire_timeout,
+            redis::aio::ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .context("timed out connecting to Redis")?
+        .context("connecting to Redis")?;
+        conns.insert(address.to_string(), conn.clone());
+        Ok(conn)
+    }
+}
