@@ -1,5 +1,5 @@
 //! The posts service's helpers and its event scenario, run by the
-//! embedded and Kafka binaries: author profiles kept from user events,
+//! embedded and Kafka suites: author profiles kept from user events,
 //! renames, redelivered and reordered events, and `bridge replay`
 //! rebuilding a wiped projection.
 

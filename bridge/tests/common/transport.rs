@@ -87,6 +87,36 @@ impl Transport {
         self.start_without(app, manifest, invoker, signer, config, &[])
     }
 
+    /// Where the events stand, for a failure message: the probe's distinct
+    /// deliveries, the outbox and the readers' cursors, and for RabbitMQ the
+    /// probe queue's ready messages and consumers (unacknowledged ones held
+    /// by a consumer that is gone would show as fewer ready than missing).
+    pub async fn describe(&self, db: &Client) -> String {
+        let one = |sql: &'static str| async move {
+            match db.query_one(sql, &[]).await {
+                Ok(row) => row.get::<_, i64>(0).to_string(),
+                Err(err) => format!("({err})"),
+            }
+        };
+        let cursors: Vec<String> = db
+            .query(
+                "SELECT subscription || ' at ' || txid::text || '/' || position FROM bridge_cursors",
+                &[],
+            )
+            .await
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+            .unwrap_or_default();
+        let mut out = format!(
+            "{} of the outbox's {} events delivered; cursors {cursors:?}",
+            one("SELECT count(DISTINCT event_id) FROM probe_attempts").await,
+            one("SELECT count(*) FROM outbox").await,
+        );
+        if let Self::Amqp(config) = self {
+            out.push_str(&format!("; {}", amqp_queue_state(config, "probe").await));
+        }
+        out
+    }
+
     /// Like [`Transport::start`], leaving out the named subscriptions (as
     /// if those functions were down for good).
     pub fn start_without(
@@ -292,6 +322,35 @@ fn dead_letter_from(header: impl Fn(&str) -> Option<String>) -> DeadLetter {
 }
 
 /// Takes what is in the dead-letter queues now.
+/// A queue's ready messages and consumers, as RabbitMQ reports them.
+async fn amqp_queue_state(config: &AmqpConfig, subscription: &str) -> String {
+    use lapin::options::QueueDeclareOptions;
+    let queue = config.queue(subscription);
+    let state = async {
+        let conn =
+            lapin::Connection::connect(&config.url, lapin::ConnectionProperties::default()).await?;
+        let ch = conn.create_channel().await?;
+        let q = ch
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        let _ = conn.close(200, "done".into()).await;
+        Ok::<_, lapin::Error>((q.message_count(), q.consumer_count()))
+    };
+    match state.await {
+        Ok((ready, consumers)) => {
+            format!("queue {queue}: {ready} ready, {consumers} consumers")
+        }
+        Err(err) => format!("queue {queue}: {err}"),
+    }
+}
+
 async fn amqp_dead_letters(config: &AmqpConfig) -> Vec<DeadLetter> {
     use lapin::options::BasicGetOptions;
     use lapin::types::AMQPValue;

@@ -181,8 +181,9 @@ fn read_sql(extra: &str) -> String {
 }
 
 /// A one-off read of the whole outbox from its start, as it stood when the
-/// scan opened: every row whose transaction had ended by then, in the same
-/// order as cursors read. Nothing durable, no lock: a replay reads with
+/// scan opened: every row committed by then (opening waits while an older
+/// transaction still holds the horizon below them), in the same order as
+/// cursors read. Nothing durable, no lock: a replay reads with
 /// it while the live subscription keeps its own cursor.
 pub struct OutboxScan {
     client: Client,
@@ -207,11 +208,7 @@ impl OutboxScan {
             .prepare(&read_sql("AND txid < $4::text::xid8"))
             .await
             .context("preparing the outbox scan")?;
-        let upto: String = client
-            .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
-            .await
-            .context("reading the outbox's horizon")?
-            .get(0);
+        let upto = horizon_past_newest(&client).await?;
         Ok(Self {
             client,
             _connection: connection,
@@ -247,6 +244,48 @@ impl OutboxScan {
             self.position = last.position;
         }
         Ok(events)
+    }
+}
+
+/// How long a scan waits for the transactions that hold its horizon back.
+const HORIZON_WAIT: Duration = Duration::from_secs(30);
+
+/// The scan's end: a horizon past every row committed when it opened.
+///
+/// Rows are read only below the cluster's oldest running transaction, so a
+/// transaction open anywhere (another database included) would hide rows
+/// that committed before the replay started. This waits, up to
+/// [`HORIZON_WAIT`], until the horizon has passed the newest of them.
+async fn horizon_past_newest(client: &Client) -> anyhow::Result<String> {
+    let newest: Option<String> = client
+        .query_opt(
+            "SELECT txid::text FROM outbox ORDER BY txid DESC, position DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .context("reading the outbox's newest row")?
+        .map(|row| row.get(0));
+    let deadline = tokio::time::Instant::now() + HORIZON_WAIT;
+    loop {
+        let row = client
+            .query_one(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text,
+                        $1::text IS NULL OR pg_snapshot_xmin(pg_current_snapshot()) > $1::text::xid8",
+                &[&newest],
+            )
+            .await
+            .context("reading the outbox's horizon")?;
+        if row.get::<_, bool>(1) {
+            return Ok(row.get(0));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "the outbox's newest rows are still behind a transaction open for over {}s \
+                 (see pg_stat_activity); replay again once it ends",
+                HORIZON_WAIT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -3,18 +3,15 @@
 //! real host. The shared scenarios run here as they do for RabbitMQ and
 //! Kafka, plus what only the outbox reader can show.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
 use bridge::events::invoke::Invoker;
 use serde_json::json;
 
-use common::root;
-use common::scenarios;
-use common::subscriber::{count, emit, eventually, fast, probe_app};
-use common::transport::Transport;
+use crate::common::root;
+use crate::common::scenarios;
+use crate::common::subscriber::{count, emit, eventually, fast, probe_app};
+use crate::common::transport::Transport;
 
 #[tokio::test]
 async fn delivered_once_in_order_per_subject() {
@@ -93,15 +90,15 @@ async fn a_late_committing_transaction_is_not_skipped() {
 
 #[tokio::test]
 async fn store_saga_end_to_end() {
-    common::saga::saga_end_to_end(Transport::Embedded).await;
+    crate::common::saga::saga_end_to_end(Transport::Embedded).await;
 }
 
 #[tokio::test]
 async fn store_unpaid_orders_time_out() {
-    common::saga::unpaid_orders_time_out(Transport::Embedded).await;
+    crate::common::saga::unpaid_orders_time_out(Transport::Embedded).await;
 }
 
 #[tokio::test]
 async fn posts_follow_user_events_and_replay_rebuilds_profiles() {
-    common::posts::posts_follow_user_events(Transport::Embedded).await;
+    crate::common::posts::posts_follow_user_events(Transport::Embedded).await;
 }

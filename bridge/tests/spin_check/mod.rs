@@ -3,13 +3,10 @@
 //! strict mode, and fails (non-zero exit) when a part of the system is
 //! missing.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use common::subscriber::fast;
-use common::{Options, TestApp};
+use crate::common::subscriber::fast;
+use crate::common::{Options, TestApp};
 
 const STEP_LIMIT: Duration = Duration::from_secs(5);
 

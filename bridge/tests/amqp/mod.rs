@@ -2,11 +2,8 @@
 //! outbox → relay → broker → a consumer per subscription → the functions.
 //! Each test uses its own broker names and removes them afterwards.
 
-#[path = "../common/mod.rs"]
-mod common;
-
-use common::scenarios;
-use common::transport::Transport;
+use crate::common::scenarios;
+use crate::common::transport::Transport;
 
 #[tokio::test]
 async fn delivered_once_in_order_per_subject() {
@@ -45,15 +42,15 @@ async fn a_refused_batch_is_split_into_single_events() {
 
 #[tokio::test]
 async fn store_saga_end_to_end() {
-    common::saga::saga_end_to_end(Transport::amqp()).await;
+    crate::common::saga::saga_end_to_end(Transport::amqp()).await;
 }
 
 #[tokio::test]
 async fn store_unpaid_orders_time_out() {
-    common::saga::unpaid_orders_time_out(Transport::amqp()).await;
+    crate::common::saga::unpaid_orders_time_out(Transport::amqp()).await;
 }
 
 #[tokio::test]
 async fn posts_follow_user_events_and_replay_rebuilds_profiles() {
-    common::posts::posts_follow_user_events(Transport::amqp()).await;
+    crate::common::posts::posts_follow_user_events(Transport::amqp()).await;
 }

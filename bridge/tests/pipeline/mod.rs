@@ -4,9 +4,6 @@
 //! path through each transport is in the `events`, `amqp` and `kafka`
 //! suites.)
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,7 +11,7 @@ use bridge::events::dispatch::DispatchConfig;
 use bridge::events::event::{SIGNATURE_HEADER, Signer, unix_now};
 use serde_json::{Value, json};
 
-use common::{Options, Reply, TestApp};
+use crate::common::{Options, Reply, TestApp};
 
 const SECRET: &str = "pipeline-test-secret";
 

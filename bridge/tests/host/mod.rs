@@ -2,17 +2,14 @@
 //! routing, Spin's request headers, limits, variables, outbound checks, and
 //! the Spin-only import rule for every built component.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::common::{Logs, Options, TestApp, root, urlencode};
 use bridge::host::PgCompat;
-use common::{Logs, Options, TestApp, root, urlencode};
 
 async fn probe() -> TestApp {
     probe_with(Duration::from_secs(30)).await
@@ -39,7 +36,7 @@ async fn probe_opts(opts: Options) -> TestApp {
 }
 
 /// Runs `sql` through the probe's raw `query` on the local server.
-async fn probe_query(app: &TestApp, sql: &str) -> common::Reply {
+async fn probe_query(app: &TestApp, sql: &str) -> crate::common::Reply {
     let url = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
     app.get(
         &format!("/probe/pg?url={}&sql={}", urlencode(url), urlencode(sql)),

@@ -1,9 +1,6 @@
 //! Auth end to end: the compiled `auth` component through the embedded host,
 //! against a fresh Postgres database and the local Redis.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod bad_input;
 mod dependencies;
 mod flows;

@@ -2,10 +2,7 @@
 //! and Redis: authorization, bad input, paging while posts are added,
 //! posts written before their author's profile arrived, and the `bridge
 //! replay` command. The event scenario across transports is in
-//! `common::posts`, run by the events and kafka binaries.
-
-#[path = "../common/mod.rs"]
-mod common;
+//! `crate::common::posts`, run by the events and kafka suites.
 
 mod authorization;
 mod bad_input;

@@ -2,9 +2,6 @@
 //! `reserve_stock(order, items)` takes every line or none and never
 //! oversells under concurrency; `release_stock(order)` gives back once.
 
-#[path = "common/mod.rs"]
-mod common;
-
 use bridge::database::Database;
 use serde_json::json;
 use tokio_postgres::error::SqlState;
@@ -19,8 +16,9 @@ struct Db {
 impl Db {
     async fn new() -> Self {
         let name = format!("spinmesh_stock_{}", Uuid::new_v4().simple());
-        let database = common::database(&name);
-        let migrations = bridge::migrate::read_dir(&common::root().join("migrations")).unwrap();
+        let database = crate::common::database(&name);
+        let migrations =
+            bridge::migrate::read_dir(&crate::common::root().join("migrations")).unwrap();
         bridge::migrate::run(&database, &migrations).await.unwrap();
         Self { name, database }
     }
@@ -49,7 +47,7 @@ impl Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
-        common::drop_database_blocking(&self.name);
+        crate::common::drop_database_blocking(&self.name);
     }
 }
 

@@ -1,10 +1,7 @@
 //! The store through the embedded host against the real Postgres and
 //! Redis: stock races, idempotency keys, authorization, the product cache,
 //! exactly-once payments and bad input. The saga across transports is in
-//! `common::saga`, run by the events, amqp and kafka binaries.
-
-#[path = "../common/mod.rs"]
-mod common;
+//! `crate::common::saga`, run by the events, amqp and kafka suites.
 
 mod authorization;
 mod bad_input;

@@ -4,16 +4,13 @@
 //! must connect when the certificate chains to a trusted root and names the
 //! host, and refuse otherwise.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{Options, TestApp, root};
 use bridge::database::{Database, PgTls};
-use common::{Options, TestApp, root};
 
 /// A throw-away Postgres cluster that only accepts TLS connections.
 struct TlsPostgres {
@@ -210,9 +207,12 @@ async fn probe(tls: PgTls) -> TestApp {
 }
 
 /// What a function sees when it opens `url` and runs `SELECT 1`.
-async fn function_connects(app: &TestApp, url: &str) -> common::Reply {
-    app.get(&format!("/probe/pg?url={}", common::urlencode(url)), None)
-        .await
+async fn function_connects(app: &TestApp, url: &str) -> crate::common::Reply {
+    app.get(
+        &format!("/probe/pg?url={}", crate::common::urlencode(url)),
+        None,
+    )
+    .await
 }
 
 #[tokio::test]

@@ -3,11 +3,8 @@
 //! a topic per aggregate → a consumer group per subscription → the
 //! functions. Each test uses its own topics and groups and deletes them.
 
-#[path = "../common/mod.rs"]
-mod common;
-
-use common::scenarios;
-use common::transport::Transport;
+use crate::common::scenarios;
+use crate::common::transport::Transport;
 
 #[tokio::test]
 async fn delivered_once_in_order_per_subject() {
@@ -46,15 +43,15 @@ async fn a_refused_batch_is_split_into_single_events() {
 
 #[tokio::test]
 async fn store_saga_end_to_end() {
-    common::saga::saga_end_to_end(Transport::kafka()).await;
+    crate::common::saga::saga_end_to_end(Transport::kafka()).await;
 }
 
 #[tokio::test]
 async fn store_unpaid_orders_time_out() {
-    common::saga::unpaid_orders_time_out(Transport::kafka()).await;
+    crate::common::saga::unpaid_orders_time_out(Transport::kafka()).await;
 }
 
 #[tokio::test]
 async fn posts_follow_user_events_and_replay_rebuilds_profiles() {
-    common::posts::posts_follow_user_events(Transport::kafka()).await;
+    crate::common::posts::posts_follow_user_events(Transport::kafka()).await;
 }
