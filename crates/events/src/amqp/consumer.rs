@@ -22,6 +22,7 @@ use crate::invoke::Invoker;
 use crate::lanes::Lanes;
 use crate::subscription::Subscription;
 use spinmesh_config::redact::redact;
+use spinmesh_delivery::header as ce;
 
 /// Consumes one subscription's queue.
 pub struct AmqpConsumer {
@@ -91,7 +92,7 @@ impl AmqpConsumer {
             tokio::select! {
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
-                        let subject = header(&delivery, "ce-subject").unwrap_or_default();
+                        let subject = header(&delivery, ce::SUBJECT).unwrap_or_default().to_owned();
                         if let Err(e) = lanes.send(&subject, delivery).await {
                             break Err(e.into());
                         }
@@ -203,23 +204,18 @@ impl AmqpConsumer {
     }
 }
 
-fn header(delivery: &Delivery, name: &str) -> Option<String> {
-    let headers = delivery.properties.headers().as_ref()?;
-    match headers.inner().get(name)? {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.to_string()),
+/// A header's text, whichever AMQP string type carries it (publishers use
+/// either), or `None` when it is absent or not text. The one reading of
+/// headers in this consumer: for the ordering key and for the event alike.
+fn header<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a str> {
+    match delivery.properties.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
         _ => None,
     }
 }
 
 /// Rebuilds the event from its AMQP form (see `publisher::properties`).
 fn to_event(delivery: &Delivery) -> Option<OutboxEvent> {
-    let headers = delivery.properties.headers().as_ref()?.inner();
-    OutboxEvent::from_broker(
-        |name| match headers.get(name)? {
-            AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
-            _ => None,
-        },
-        &delivery.data,
-    )
+    OutboxEvent::from_broker(|name| header(delivery, name), &delivery.data)
 }

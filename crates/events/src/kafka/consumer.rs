@@ -133,9 +133,11 @@ impl KafkaConsumer {
             .add_partition_offset(&at.topic, at.partition, Offset::Offset(next))
             .and_then(|()| consumer.store_offsets(&offsets));
         if let Err(err) = stored {
-            // After a rebalance took the partition away; its new owner
-            // reads from the last commit and the handlers are idempotent.
-            tracing::debug!(topic = %at.topic, partition = at.partition, error = %err, "offset not stored");
+            // After a rebalance took the partition away: its new owner
+            // reads from the last commit, so what this consumer delivered
+            // since is delivered again (idempotent handlers absorb it). Worth
+            // seeing: a burst of these is a burst of redeliveries.
+            tracing::warn!(topic = %at.topic, partition = at.partition, error = %err, "offset not stored; the partition's new owner will redeliver from its last commit");
         }
     }
 
