@@ -15,16 +15,18 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bridge::app::{self, AppOptions, BrokerConfig};
-use bridge::events::amqp::AmqpConfig;
 use bridge::events::dispatch::DispatchConfig;
-use bridge::events::kafka::KafkaConfig;
 use bridge::host::HostConfig;
 use bridge::keys::JwtKeys;
 use serde_json::json;
 use tokio_postgres::NoTls;
 
+#[path = "support/brokers.rs"]
+mod brokers;
 #[path = "support/load.rs"]
 mod load;
+
+use brokers::{broker_for, modes};
 
 use load::{RequestSpec, load, load_each, row};
 
@@ -61,50 +63,8 @@ async fn wait_for(db: &tokio_postgres::Client, target: i64, limit: Duration) -> 
     started.elapsed()
 }
 
-/// The transports a run covers: `BENCH_BROKER` (embedded | amqp | kafka)
-/// picks one; unset, all three run one after another, each against its
-/// own fresh database, so one run prints every mode's figures.
-fn modes() -> Vec<&'static str> {
-    match std::env::var("BENCH_BROKER").as_deref() {
-        Ok("amqp") => vec!["amqp"],
-        Ok("kafka") => vec!["kafka"],
-        Ok("embedded") => vec!["embedded"],
-        Ok(other) => panic!("BENCH_BROKER={other}: expected embedded, amqp or kafka"),
-        Err(_) => vec!["embedded", "amqp", "kafka"],
-    }
-}
-
-/// The broker settings of `mode`, on names of this run's own.
-fn broker_for(mode: &str) -> BrokerConfig {
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    match mode {
-        "amqp" => BrokerConfig::Amqp(AmqpConfig {
-            exchange: format!("spinmesh.bench.{run}.events"),
-            dead_letter_exchange: format!("spinmesh.bench.{run}.dlx"),
-            queue_prefix: format!("spinmesh.bench.{run}."),
-            ..AmqpConfig::default()
-        }),
-        "kafka" => BrokerConfig::Kafka(KafkaConfig {
-            brokers: std::env::var("SPINMESH_KAFKA_BROKERS")
-                .unwrap_or_else(|_| "127.0.0.1:9092".to_string()),
-            topic_prefix: format!("bench{}-", &run[..12]),
-            group_prefix: format!("bench{}.", &run[..12]),
-            session_timeout: Duration::from_secs(3),
-            metadata_refresh: Duration::from_millis(500),
-            ..KafkaConfig::default()
-        }),
-        _ => BrokerConfig::Embedded,
-    }
-}
-
 fn main() {
-    // BENCH_LOG=<filter> (e.g. `bridge=warn`) shows the bridge's logs.
-    if let Ok(filter) = std::env::var("BENCH_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    brokers::init_logs();
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

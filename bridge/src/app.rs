@@ -1,24 +1,33 @@
 //! `bridge up` as a library call: migrate, load the host, listen. Tests and
 //! benchmarks start the same thing on a free port.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::database::Database;
-use crate::events::amqp::{AmqpConfig, AmqpConsumer, AmqpPublisher};
+use crate::events::dead_letters::amqp::AmqpStore;
+use crate::events::dead_letters::kafka::KafkaStore;
+use crate::events::dead_letters::table::TableStore;
+use crate::events::dead_letters::{
+    self as dead_letter_store, Entry, RedriveReport, Selection, Store,
+};
 use crate::events::dispatch::DispatchConfig;
-use crate::events::embedded::EmbeddedDispatcher;
 use crate::events::event::Signer;
 use crate::events::invoke::Invoker;
-use crate::events::kafka::{KafkaConfig, KafkaConsumer, KafkaPublisher};
-use crate::events::relay::OutboxRelay;
+use crate::events::pipeline::Delivery;
 use crate::events::replay::{self, ReplayReport};
+use crate::events::sink;
 use crate::events::subscription::{self, Subscription};
+use crate::events::{EventPath, run};
 use crate::host::server::Server;
 use crate::host::{Host, HostConfig};
 use crate::keys::JwtKeys;
@@ -42,17 +51,8 @@ pub struct AppOptions {
     pub broker: BrokerConfig,
 }
 
-/// The event transport.
-#[derive(Debug, Clone, Default)]
-pub enum BrokerConfig {
-    /// No broker: each subscription reads the outbox itself.
-    #[default]
-    Embedded,
-    /// RabbitMQ: the outbox relay publishes, a consumer per subscription.
-    Amqp(AmqpConfig),
-    /// Kafka: the outbox relay produces, a consumer group per subscription.
-    Kafka(KafkaConfig),
-}
+/// The event transport (see [`crate::events::BrokerConfig`]).
+pub use crate::events::BrokerConfig;
 
 /// A running application.
 pub struct RunningApp {
@@ -60,10 +60,14 @@ pub struct RunningApp {
     pub addr: SocketAddr,
     /// The host, for inspection (timings, route table).
     pub host: Arc<Host>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-    events: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    stop: CancellationToken,
+    connections: TaskTracker,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    events: Option<(watch::Sender<bool>, JoinHandle<anyhow::Result<()>>)>,
 }
+
+/// How long [`RunningApp::stop`] lets in-flight work finish.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl RunningApp {
     /// `http://addr`.
@@ -71,32 +75,99 @@ impl RunningApp {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting connections and waits for the listener to end.
+    /// Stops gracefully within [`DEFAULT_SHUTDOWN_TIMEOUT`] (see
+    /// [`RunningApp::shutdown`]).
     ///
     /// # Errors
     /// When the server task failed.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some((tx, task)) = self.events.take() {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown(DEFAULT_SHUTDOWN_TIMEOUT).await
+    }
+
+    /// Stops accepting connections and events, lets in-flight requests
+    /// and deliveries finish (deliveries are then acknowledged or
+    /// committed) for up to `timeout`, and returns. What is still running
+    /// then is dropped: its requests get no answer, its events are not
+    /// acknowledged and are delivered again after a restart.
+    ///
+    /// # Errors
+    /// When the server task failed.
+    pub async fn shutdown(mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.stop.cancel();
+        self.connections.close();
+        let requests = async {
+            if tokio::time::timeout_at(deadline, self.connections.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    still_running = self.connections.len(),
+                    "requests still running at the shutdown timeout; dropping them"
+                );
+            }
+        };
+        let events = async {
+            let Some((tx, mut task)) = self.events.take() else {
+                return;
+            };
             let _ = tx.send(true);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
-        }
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match self.task.take() {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(Err(err))) => {
+                    tracing::error!(error = %format!("{err:#}"), "the event path failed")
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!(
+                        "deliveries still running at the shutdown timeout; they will be redelivered after a restart"
+                    );
+                    task.abort();
+                }
+            }
+        };
+        tokio::join!(requests, events);
+        match self.server.take() {
             Some(task) => task.await.context("server task panicked")?,
             None => Ok(()),
         }
     }
 
-    /// Waits until the server ends (it only ends on error or `stop`).
+    /// Waits until the app fails: the listener, or the event path, which
+    /// only ends on its own when it could not start or crashed (serving
+    /// HTTP while no events move would hide that).
     ///
     /// # Errors
-    /// When the server task failed.
-    pub async fn wait(mut self) -> anyhow::Result<()> {
-        match self.task.take() {
-            Some(task) => task.await.context("server task panicked")?,
-            None => Ok(()),
+    /// Always: why the app stopped.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        let events = async {
+            match self.events.as_mut() {
+                Some((_, task)) => match task.await {
+                    Ok(Ok(())) => anyhow::anyhow!("the event path stopped"),
+                    Ok(Err(err)) => err.context("the event path stopped"),
+                    Err(err) => anyhow::anyhow!("the event path crashed: {err}"),
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let server = async {
+            match self.server.as_mut() {
+                Some(task) => match task.await {
+                    Ok(Ok(())) => anyhow::anyhow!("the listener stopped"),
+                    Ok(Err(err)) => err.context("the listener failed"),
+                    Err(err) => anyhow::anyhow!("the listener crashed: {err}"),
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            err = events => {
+                self.events = None;
+                err
+            }
+            err = server => {
+                self.server = None;
+                err
+            }
         }
     }
 }
@@ -107,9 +178,7 @@ impl Drop for RunningApp {
             let _ = tx.send(true);
             task.abort();
         }
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.stop.cancel();
     }
 }
 
@@ -162,12 +231,12 @@ pub fn event_wiring(
 ) -> anyhow::Result<(Vec<Subscription>, Signer)> {
     let subscriptions = subscription::from_manifest(manifest)?;
     for sub in &subscriptions {
-        let served_by = host.component_for_path(&sub.route);
+        let route = sub.route().unwrap_or_default();
+        let served_by = host.component_for_path(route);
         if served_by != Some(sub.name.as_str()) {
             anyhow::bail!(
-                "subscription of component {}: route {} is served by {:?}, not by the component itself",
+                "subscription of component {}: route {route} is served by {:?}, not by the component itself",
                 sub.name,
-                sub.route,
                 served_by
             );
         }
@@ -177,6 +246,22 @@ pub fn event_wiring(
         anyhow::bail!("the app has subscriptions but no {SIGNING_SECRET} variable");
     }
     Ok((subscriptions, Signer::new(secret)))
+}
+
+/// The manifest's sinks that are switched on (their URL variable set),
+/// as subscriptions; the others are logged as off.
+///
+/// # Errors
+/// When a sink table is malformed or a required variable is unset.
+pub fn sinks(manifest: &Manifest, host: &HostConfig) -> anyhow::Result<Vec<Subscription>> {
+    subscription::sinks_from_manifest(manifest, |name| {
+        AppVariables::lookup(
+            &manifest.doc,
+            &host.variable_overrides,
+            |k| std::env::var(k).ok(),
+            name,
+        )
+    })
 }
 
 /// The database the `database_url` application variable names, reached
@@ -224,7 +309,8 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
         .context("loading components panicked")??;
     let events = match opts.events {
         Some(config) => {
-            let (subscriptions, signer) = event_wiring(&manifest, &host)?;
+            let (mut subscriptions, signer) = event_wiring(&manifest, &host)?;
+            subscriptions.extend(sinks(&manifest, &opts.host)?);
             if !subscriptions.is_empty() && database.is_none() {
                 anyhow::bail!("the app has subscriptions but no {DATABASE_URL} variable");
             }
@@ -232,13 +318,15 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
                 .filter(|_| !subscriptions.is_empty())
                 .map(|database| {
                     let (tx, rx) = watch::channel(false);
-                    let task = tokio::spawn(run_events(
-                        opts.broker,
-                        database,
-                        subscriptions,
-                        Invoker::Embedded(host.clone()),
-                        signer,
-                        config,
+                    let task = tokio::spawn(run(
+                        EventPath {
+                            broker: opts.broker,
+                            database,
+                            subscriptions,
+                            invoker: Invoker::Embedded(host.clone()),
+                            signer,
+                            config,
+                        },
                         rx,
                     ));
                     (tx, task)
@@ -248,114 +336,17 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
     };
     let server = Server::bind(host.clone(), opts.listen).await?;
     let addr = server.local_addr()?;
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async {
-        let _ = rx.await;
-    }));
+    let stop = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let task = tokio::spawn(server.serve(stop.clone(), connections.clone()));
     Ok(RunningApp {
         addr,
         host,
-        shutdown: Some(tx),
-        task: Some(task),
+        stop,
+        connections,
+        server: Some(task),
         events,
     })
-}
-
-/// Moves events from the outbox to the subscribers through `broker`
-/// until `shutdown`. Aborting the returned future's task stops every part
-/// of it at once, as a crash would.
-pub async fn run_events(
-    broker: BrokerConfig,
-    database: Database,
-    subscriptions: Vec<Subscription>,
-    invoker: Invoker,
-    signer: Signer,
-    config: DispatchConfig,
-    shutdown: watch::Receiver<bool>,
-) {
-    let mut clocks = JoinSet::new();
-    for sub in &subscriptions {
-        if let Some(every) = config
-            .tick_override
-            .filter(|_| sub.tick.is_some())
-            .or(sub.tick)
-        {
-            clocks.spawn(crate::events::clock::run(
-                sub.clone(),
-                every,
-                invoker.clone(),
-                signer.clone(),
-                config.delivery_timeout,
-                shutdown.clone(),
-            ));
-        }
-    }
-    // Functions served in this process wake the readers directly.
-    let local_writes = match &invoker {
-        Invoker::Embedded(host) => Some(host.outbox_writes()),
-        Invoker::Http { .. } => None,
-    };
-    match broker {
-        BrokerConfig::Embedded => {
-            EmbeddedDispatcher {
-                database,
-                subscriptions,
-                invoker,
-                signer,
-                config,
-                local_writes,
-            }
-            .run(shutdown)
-            .await
-        }
-        BrokerConfig::Amqp(amqp) => {
-            let mut consumers = JoinSet::new();
-            for subscription in subscriptions.clone() {
-                let consumer = AmqpConsumer {
-                    amqp: amqp.clone(),
-                    subscription,
-                    invoker: invoker.clone(),
-                    signer: signer.clone(),
-                    config: config.clone(),
-                };
-                consumers.spawn(consumer.run(shutdown.clone()));
-            }
-            let relay = OutboxRelay {
-                database,
-                name: "relay:amqp".to_string(),
-                config,
-                local_writes,
-            };
-            relay
-                .run(|| AmqpPublisher::connect(&amqp, &subscriptions), shutdown)
-                .await;
-            consumers.join_all().await;
-        }
-        BrokerConfig::Kafka(kafka) => {
-            let mut consumers = JoinSet::new();
-            for subscription in subscriptions {
-                let consumer = KafkaConsumer {
-                    kafka: kafka.clone(),
-                    subscription,
-                    invoker: invoker.clone(),
-                    signer: signer.clone(),
-                    config: config.clone(),
-                };
-                consumers.spawn(consumer.run(shutdown.clone()));
-            }
-            let relay = OutboxRelay {
-                database,
-                name: "relay:kafka".to_string(),
-                config,
-                local_writes,
-            };
-            relay
-                .run(|| async { KafkaPublisher::connect(&kafka) }, shutdown)
-                .await;
-            consumers.join_all().await;
-        }
-    }
-    clocks.join_all().await;
 }
 
 /// The signing secret a remote Spin host verifies deliveries with: the
@@ -388,12 +379,13 @@ pub fn shared_signing_secret(manifest: &Manifest, host: &HostConfig) -> anyhow::
 pub async fn replay(
     manifest_path: &Path,
     name: &str,
-    mut host: HostConfig,
+    host: HostConfig,
     target: Option<&str>,
     config: DispatchConfig,
 ) -> anyhow::Result<ReplayReport> {
     let manifest = Manifest::load(manifest_path)?;
-    let subscriptions = subscription::from_manifest(&manifest)?;
+    let mut subscriptions = subscription::from_manifest(&manifest)?;
+    subscriptions.extend(sinks(&manifest, &host)?);
     let Some(subscription) = subscriptions.iter().find(|s| s.name == name).cloned() else {
         let known: Vec<&str> = subscriptions.iter().map(|s| s.name.as_str()).collect();
         anyhow::bail!(
@@ -404,20 +396,136 @@ pub async fn replay(
     };
     let database =
         database(&manifest, &host)?.context("the app declares no database_url variable")?;
-    let (invoker, signer) = match target {
+    let (invoker, signer) = delivery_target(&manifest, host, target).await?;
+    replay::run(database, subscription, invoker, signer, config).await
+}
+
+/// Where deliveries of a command (`replay`, `dead-letters redrive`) go:
+/// over signed HTTP to the Spin host at `target`, or to the components
+/// loaded in this process.
+///
+/// # Errors
+/// When the signing secret is missing (with a target) or the components
+/// do not load.
+async fn delivery_target(
+    manifest: &Manifest,
+    mut host: HostConfig,
+    target: Option<&str>,
+) -> anyhow::Result<(Invoker, Signer)> {
+    Ok(match target {
         Some(url) => (
             Invoker::http(url),
-            Signer::new(&shared_signing_secret(&manifest, &host)?),
+            Signer::new(&shared_signing_secret(manifest, &host)?),
         ),
         None => {
-            ensure_dev_keys(&manifest, &mut host);
+            ensure_dev_keys(manifest, &mut host);
             let for_host = manifest.clone();
             let loaded = tokio::task::spawn_blocking(move || Host::new(&for_host, host))
                 .await
                 .context("loading components panicked")??;
-            let (_, signer) = event_wiring(&manifest, &loaded)?;
+            let (_, signer) = event_wiring(manifest, &loaded)?;
             (Invoker::Embedded(loaded), signer)
         }
-    };
-    replay::run(database, subscription, invoker, signer, config).await
+    })
+}
+
+/// What `bridge dead-letters` does.
+#[derive(Debug, Clone)]
+pub enum DeadLetterCommand {
+    /// Print the chosen dead letters.
+    List,
+    /// Deliver the chosen ones again; with `target`, to that Spin host.
+    Redrive {
+        /// Base URL of a running Spin host, or in-process.
+        target: Option<String>,
+        /// Delivery policy.
+        config: DispatchConfig,
+    },
+}
+
+/// What `bridge dead-letters` found or did.
+#[derive(Debug)]
+pub enum DeadLetterOutcome {
+    /// The chosen dead letters.
+    Listed(Vec<Entry>),
+    /// A redrive's report.
+    Redriven(RedriveReport),
+}
+
+/// `bridge dead-letters`: the dead letters of the app at
+/// `manifest_path`, in the store of `broker` (the table for embedded, the
+/// dead-letter queues for RabbitMQ, the `.dlq` topics for Kafka).
+///
+/// # Errors
+/// When the manifest, the store or a delivery target fails.
+pub async fn dead_letters(
+    manifest_path: &Path,
+    host: HostConfig,
+    broker: &BrokerConfig,
+    selection: &Selection,
+    command: DeadLetterCommand,
+) -> anyhow::Result<DeadLetterOutcome> {
+    let manifest = Manifest::load(manifest_path)?;
+    let mut subscriptions = subscription::from_manifest(&manifest)?;
+    subscriptions.extend(sinks(&manifest, &host)?);
+    if let Some(name) = &selection.subscription {
+        anyhow::ensure!(
+            subscriptions.iter().any(|s| &s.name == name),
+            "no subscription {name:?} in {}",
+            manifest_path.display()
+        );
+    }
+    match broker {
+        BrokerConfig::Embedded => {
+            let database =
+                database(&manifest, &host)?.context("the app declares no database_url variable")?;
+            let store = TableStore::connect(&database).await?;
+            act_on(store, &manifest, host, subscriptions, selection, command).await
+        }
+        BrokerConfig::Amqp(config) => {
+            let store = AmqpStore::connect(config).await?;
+            act_on(store, &manifest, host, subscriptions, selection, command).await
+        }
+        BrokerConfig::Kafka(config) => {
+            let store = KafkaStore::connect(config)?;
+            act_on(store, &manifest, host, subscriptions, selection, command).await
+        }
+    }
+}
+
+async fn act_on(
+    store: impl Store,
+    manifest: &Manifest,
+    host: HostConfig,
+    subscriptions: Vec<Subscription>,
+    selection: &Selection,
+    command: DeadLetterCommand,
+) -> anyhow::Result<DeadLetterOutcome> {
+    match command {
+        DeadLetterCommand::List => {
+            let names: Vec<String> = subscriptions.iter().map(|s| s.name.clone()).collect();
+            Ok(DeadLetterOutcome::Listed(
+                dead_letter_store::list(store, &names, selection).await?,
+            ))
+        }
+        DeadLetterCommand::Redrive { target, config } => {
+            let (invoker, signer) = delivery_target(manifest, host, target.as_deref()).await?;
+            let mut deliveries = HashMap::new();
+            for subscription in subscriptions {
+                let sink =
+                    sink::build(&subscription, &invoker, &signer, config.delivery_timeout).await?;
+                deliveries.insert(
+                    subscription.name.clone(),
+                    Arc::new(Delivery {
+                        subscription,
+                        sink,
+                        config: config.clone(),
+                    }),
+                );
+            }
+            Ok(DeadLetterOutcome::Redriven(
+                dead_letter_store::redrive(store, selection, &deliveries).await?,
+            ))
+        }
+    }
 }

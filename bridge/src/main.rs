@@ -59,6 +59,62 @@ enum Cmd {
     /// Change a user's role in the database named by `database_url` (the
     /// only variable it needs).
     Admin(AdminArgs),
+    /// List, show and redrive dead letters (the table, the AMQP
+    /// dead-letter queues or the Kafka `.dlq` topics, by `--broker`).
+    #[command(subcommand)]
+    DeadLetters(DeadLetterAction),
+}
+
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// What failed and why: event, subscription, type, attempts, status,
+    /// first and last failure, error.
+    List(DeadLetterArgs),
+    /// Every dead letter of one event, in full (its data included).
+    Show {
+        /// The event id (the CloudEvent `id`).
+        id: String,
+        #[command(flatten)]
+        common: DeadLetterArgs,
+    },
+    /// Deliver dead letters again through their subscription: one that is
+    /// taken leaves the store; one that fails again goes back with its
+    /// attempts added. Exits 1 when any failed again.
+    Redrive {
+        /// Only this event's dead letters.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        id: Option<String>,
+        /// Every dead letter (of `--subscription`, if given).
+        #[arg(long)]
+        all: bool,
+        /// Deliver over signed HTTP to the Spin host at this base URL
+        /// instead of to the components loaded in this process.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        common: DeadLetterArgs,
+        #[command(flatten)]
+        dispatch: DispatchArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct DeadLetterArgs {
+    /// Only this subscription's (a component, or `sink.<name>`).
+    #[arg(long)]
+    subscription: Option<String>,
+    /// The application manifest (subscriptions, sinks, variables).
+    #[arg(
+        long,
+        short = 'f',
+        default_value = "spin.toml",
+        env = "SPINMESH_MANIFEST"
+    )]
+    manifest: PathBuf,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 #[derive(clap::Args)]
@@ -191,6 +247,27 @@ struct DispatchArgs {
     /// Subjects delivered in parallel per subscription.
     #[arg(long, default_value_t = 32, env = "SPINMESH_DISPATCH_CONCURRENCY")]
     dispatch_concurrency: usize,
+    /// On SIGTERM or Ctrl-C, seconds to let in-flight requests and
+    /// deliveries finish before exiting (what is left is redelivered later).
+    #[arg(long, default_value_t = 10.0, env = "SPINMESH_SHUTDOWN_TIMEOUT")]
+    shutdown_timeout: f64,
+}
+
+impl DispatchArgs {
+    fn shutdown_timeout(&self) -> anyhow::Result<Duration> {
+        Duration::try_from_secs_f64(self.shutdown_timeout)
+            .context("--shutdown-timeout must be a non-negative number of seconds")
+    }
+}
+
+/// Resolves on SIGTERM (what `kill`, systemd and Kubernetes send) or
+/// Ctrl-C, saying which.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = terminate.recv() => Ok("SIGTERM"),
+        r = tokio::signal::ctrl_c() => r.map(|()| "Ctrl-C").map_err(Into::into),
+    }
 }
 
 impl DispatchArgs {
@@ -287,6 +364,23 @@ struct BrokerArgs {
     /// Unacknowledged deliveries per AMQP consumer.
     #[arg(long, default_value_t = 64, env = "SPINMESH_AMQP_PREFETCH")]
     amqp_prefetch: u16,
+    /// The topic exchange events are published to.
+    #[arg(
+        long,
+        default_value = "spinmesh.events",
+        env = "SPINMESH_AMQP_EXCHANGE"
+    )]
+    amqp_exchange: String,
+    /// The exchange dead letters go to (routing key: the subscription).
+    #[arg(
+        long,
+        default_value = "spinmesh.dlx",
+        env = "SPINMESH_AMQP_DEAD_LETTER_EXCHANGE"
+    )]
+    amqp_dead_letter_exchange: String,
+    /// Prefix of the queues (`<prefix><subscription>`, `…<subscription>.dlq`).
+    #[arg(long, default_value = "spinmesh.", env = "SPINMESH_AMQP_QUEUE_PREFIX")]
+    amqp_queue_prefix: String,
     /// Kafka bootstrap servers for `--broker kafka` (`host:port,...`).
     #[arg(long, default_value = "127.0.0.1:9092", env = "SPINMESH_KAFKA_BROKERS")]
     kafka_brokers: String,
@@ -328,7 +422,9 @@ impl BrokerArgs {
             Broker::Amqp => BrokerConfig::Amqp(AmqpConfig {
                 url: self.amqp_url.clone(),
                 prefetch: self.amqp_prefetch,
-                ..AmqpConfig::default()
+                exchange: self.amqp_exchange.clone(),
+                dead_letter_exchange: self.amqp_dead_letter_exchange.clone(),
+                queue_prefix: self.amqp_queue_prefix.clone(),
             }),
             Broker::Kafka => BrokerConfig::Kafka(KafkaConfig {
                 brokers: self.kafka_brokers.clone(),
@@ -411,6 +507,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::DeadLetters(action) => dead_letters(action).await,
         Cmd::Admin(args) => {
             let manifest = Manifest::load(&args.manifest)?;
             let mut host = HostConfig::default();
@@ -463,33 +560,57 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     let database =
         app::database(&manifest, &host)?.context("the app declares no database_url variable")?;
     let secret = app::shared_signing_secret(&manifest, &host)?;
-    let subscriptions = subscription::from_manifest(&manifest)?;
+    let mut subscriptions = subscription::from_manifest(&manifest)?;
+    subscriptions.extend(app::sinks(&manifest, &host)?);
     println!(
         "Relaying {} subscription(s) from the outbox to {} ({:?})",
         subscriptions.len(),
         args.target,
         args.broker.broker
     );
+    let shutdown_timeout = args.dispatch.shutdown_timeout()?;
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let events = app::run_events(
-        args.broker.config(),
-        database,
-        subscriptions,
-        Invoker::http(target),
-        Signer::new(&secret),
-        args.dispatch.config(),
+    let events = bridge::events::run(
+        bridge::events::EventPath {
+            broker: args.broker.config(),
+            database,
+            subscriptions,
+            invoker: Invoker::http(target),
+            signer: Signer::new(&secret),
+            config: args.dispatch.config(),
+        },
         rx,
     );
-    let run = tokio::spawn(events);
-    tokio::signal::ctrl_c().await?;
-    println!("Shutting down");
+    let mut run = tokio::spawn(events);
+    let signal = tokio::select! {
+        signal = stop_signal() => signal?,
+        ended = &mut run => {
+            // The event path only ends by itself when it cannot run.
+            return match ended {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the event path stopped")),
+                Ok(Err(err)) => Err(err.context("the event path stopped")),
+                Err(err) => Err(anyhow::anyhow!("the event path crashed: {err}")),
+            };
+        }
+    };
+    println!("{signal}: shutting down (up to {shutdown_timeout:?} for deliveries in flight)");
     let _ = tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), run).await;
-    Ok(())
+    match tokio::time::timeout(shutdown_timeout, &mut run).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(err)) => Err(anyhow::anyhow!("the event path crashed: {err}")),
+        Err(_) => {
+            tracing::warn!(
+                "deliveries still running at the shutdown timeout; they will be redelivered"
+            );
+            run.abort();
+            Ok(())
+        }
+    }
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let shutdown_timeout = args.dispatch.shutdown_timeout()?;
     if args.build {
         let manifest = Manifest::load(&args.manifest.manifest)?;
         tokio::task::block_in_place(|| bridge::build::build_all(&manifest, false))?;
@@ -532,11 +653,73 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
-    tokio::select! {
-        r = running.wait() => r,
-        _ = tokio::signal::ctrl_c() => {
-            println!("Shutting down");
-            Ok(())
+    let mut running = running;
+    let signal = tokio::select! {
+        signal = stop_signal() => signal?,
+        // The listener or the event path died: say why and exit non-zero
+        // rather than serve HTTP with no events moving.
+        err = running.failed() => return Err(err),
+    };
+    println!(
+        "{signal}: shutting down (up to {shutdown_timeout:?} for requests and deliveries in flight)"
+    );
+    running.shutdown(shutdown_timeout).await
+}
+
+async fn dead_letters(action: DeadLetterAction) -> anyhow::Result<()> {
+    use bridge::app::{DeadLetterCommand, DeadLetterOutcome};
+    use bridge::events::dead_letters::Selection;
+
+    let (common, id, command, show) = match action {
+        DeadLetterAction::List(common) => (common, None, DeadLetterCommand::List, false),
+        DeadLetterAction::Show { id, common } => (common, Some(id), DeadLetterCommand::List, true),
+        DeadLetterAction::Redrive {
+            id,
+            all: _,
+            target,
+            common,
+            dispatch,
+        } => {
+            let target = target
+                .as_deref()
+                .map(base_url)
+                .transpose()?
+                .map(str::to_string);
+            let config = dispatch.config();
+            (
+                common,
+                id,
+                DeadLetterCommand::Redrive { target, config },
+                false,
+            )
+        }
+    };
+    let mut host = HostConfig::default();
+    host.pools.pg_tls = common.postgres.tls()?;
+    let selection = Selection {
+        subscription: common.subscription.clone(),
+        event_id: id,
+    };
+    let broker = match common.broker.broker {
+        Broker::None => BrokerConfig::Embedded,
+        _ => common.broker.config(),
+    };
+    match app::dead_letters(&common.manifest, host, &broker, &selection, command).await? {
+        DeadLetterOutcome::Listed(entries) if show => {
+            anyhow::ensure!(!entries.is_empty(), "no dead letter for that event");
+            for entry in entries {
+                println!("{}", bridge::events::dead_letters::describe(&entry));
+            }
+        }
+        DeadLetterOutcome::Listed(entries) => {
+            print!("{}", bridge::events::dead_letters::table(&entries));
+        }
+        DeadLetterOutcome::Redriven(report) => {
+            println!("{report}");
+            if report.failed > 0 {
+                std::process::exit(1);
+            }
         }
     }
+    Ok(())
 }

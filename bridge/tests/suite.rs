@@ -11,13 +11,17 @@ mod common;
 
 mod amqp;
 mod auth;
+mod bindings;
+mod dead_letters;
 mod events;
 mod host;
 mod kafka;
 mod migrate;
+mod mongo;
 mod pipeline;
 mod postgres_tls;
 mod posts;
+mod shutdown;
 mod spin_check;
 mod stock;
 mod store;

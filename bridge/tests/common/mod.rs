@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cloudevents;
+pub mod mongo;
 pub mod posts;
 pub mod saga;
 pub mod scenarios;
@@ -382,4 +384,13 @@ impl Reply {
             "{context}: {body}"
         );
     }
+}
+
+/// A finished command's stdout then stderr, for assertions and messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

@@ -41,7 +41,8 @@ pub async fn probe_app(events: Option<DispatchConfig>, broker: BrokerConfig) -> 
         .batch_execute(
             "CREATE TABLE probe_attempts (
                 id bigserial PRIMARY KEY, event_id uuid NOT NULL, subject text NOT NULL,
-                seq bigint NOT NULL, outcome text NOT NULL, signed bool NOT NULL)",
+                seq bigint NOT NULL, outcome text NOT NULL, signed bool NOT NULL);
+             CREATE TABLE probe_fixes (fixed bool NOT NULL)",
         )
         .await
         .unwrap();

@@ -7,19 +7,22 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bridge::app::{BrokerConfig, run_events};
+use bridge::app::BrokerConfig;
+use bridge::events::EventPath;
 use bridge::events::amqp::AmqpConfig;
 use bridge::events::dispatch::DispatchConfig;
-use bridge::events::event::{OutboxEvent, Signer};
+use bridge::events::event::{Binding, OutboxEvent, Signer};
 use bridge::events::invoke::Invoker;
 use bridge::events::kafka::{KafkaConfig, KafkaPublisher};
 use bridge::events::relay::Publish;
+use bridge::events::subscription::Subscription;
 use bridge::manifest::Manifest;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
 use super::TestApp;
+use super::cloudevents::BrokerMessage;
 
 /// How events get from the outbox to the functions in a test.
 pub enum Transport {
@@ -132,16 +135,35 @@ impl Transport {
         let manifest = Manifest::load(manifest).unwrap();
         let (mut subscriptions, own_signer) = bridge::app::event_wiring(&manifest, &host).unwrap();
         subscriptions.retain(|s| !without.contains(&s.name.as_str()));
-        let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(run_events(
-            self.broker(),
-            super::database(&app.database),
+        self.start_subscriptions(
+            app,
             subscriptions,
             invoker,
             signer.unwrap_or(own_signer),
             config,
-            rx,
-        ));
+        )
+    }
+
+    /// Starts moving events for `app` to exactly these subscriptions
+    /// (functions' or sinks).
+    pub fn start_subscriptions(
+        &self,
+        app: &TestApp,
+        subscriptions: Vec<Subscription>,
+        invoker: Invoker,
+        signer: Signer,
+        config: DispatchConfig,
+    ) -> Runner {
+        let (tx, rx) = watch::channel(false);
+        let path = EventPath {
+            broker: self.broker(),
+            database: super::database(&app.database),
+            subscriptions,
+            invoker,
+            signer,
+            config,
+        };
+        let task = tokio::spawn(bridge::events::run(path, rx));
         Runner { stop: tx, task }
     }
 
@@ -227,6 +249,7 @@ const SUBSCRIPTIONS: &[&str] = &[
     "posts",
     "probe",
     "products",
+    "sink.tracking",
 ];
 
 /// Removes a test's broker topology.
@@ -263,7 +286,7 @@ impl Drop for Transport {
 /// A running event path.
 pub struct Runner {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Runner {
@@ -273,7 +296,8 @@ impl Runner {
         tokio::time::timeout(Duration::from_secs(20), self.task)
             .await
             .expect("the event path stops when asked")
-            .unwrap();
+            .unwrap()
+            .expect("the event path ran");
     }
 
     /// Aborts it at once, as a crash would.
@@ -310,10 +334,10 @@ async fn outbox_events(db: &Client) -> Vec<OutboxEvent> {
     .collect()
 }
 
-fn dead_letter_from(header: impl Fn(&str) -> Option<String>) -> DeadLetter {
+fn dead_letter_from(binding: &Binding, header: impl Fn(&str) -> Option<String>) -> DeadLetter {
     let text = |k: &str| header(k).unwrap_or_default();
     DeadLetter {
-        event_id: text("ce-id"),
+        event_id: text(binding.id),
         subscription: text("x-spinmesh-subscription"),
         status: text("x-spinmesh-status"),
         attempts: text("x-spinmesh-attempts"),
@@ -353,7 +377,6 @@ async fn amqp_queue_state(config: &AmqpConfig, subscription: &str) -> String {
 
 async fn amqp_dead_letters(config: &AmqpConfig) -> Vec<DeadLetter> {
     use lapin::options::BasicGetOptions;
-    use lapin::types::AMQPValue;
     let conn = lapin::Connection::connect(&config.url, lapin::ConnectionProperties::default())
         .await
         .unwrap();
@@ -366,23 +389,10 @@ async fn amqp_dead_letters(config: &AmqpConfig) -> Vec<DeadLetter> {
             .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
             .await
         {
-            let headers: HashMap<String, String> = msg
-                .delivery
-                .properties
-                .headers()
-                .clone()
-                .unwrap_or_default()
-                .inner()
-                .iter()
-                .filter_map(|(k, v)| match v {
-                    AMQPValue::LongString(s) => Some((
-                        k.to_string(),
-                        String::from_utf8_lossy(s.as_bytes()).into_owned(),
-                    )),
-                    _ => None,
-                })
-                .collect();
-            found.push(dead_letter_from(|k| headers.get(k).cloned()));
+            let headers = amqp_headers(&msg.delivery.properties);
+            found.push(dead_letter_from(&Binding::AMQP, |k| {
+                headers.get(k).cloned()
+            }));
         }
     }
     let _ = conn.close(200, "done".into()).await;
@@ -394,7 +404,6 @@ async fn amqp_dead_letters(config: &AmqpConfig) -> Vec<DeadLetter> {
 /// of them each time; the caller's count decides when enough arrived.
 async fn kafka_dead_letters(config: &KafkaConfig) -> Vec<DeadLetter> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::{Headers, Message};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
@@ -426,21 +435,10 @@ async fn kafka_dead_letters(config: &KafkaConfig) -> Vec<DeadLetter> {
         while Instant::now() < deadline {
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
-                    let headers: HashMap<String, String> = m
-                        .headers()
-                        .map(|hs| {
-                            hs.iter()
-                                .map(|h| {
-                                    (
-                                        h.key.to_string(),
-                                        String::from_utf8_lossy(h.value.unwrap_or_default())
-                                            .into_owned(),
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    found.push(dead_letter_from(|k| headers.get(k).cloned()));
+                    let headers = kafka_headers(&m);
+                    found.push(dead_letter_from(&Binding::KAFKA, |k| {
+                        headers.get(k).cloned()
+                    }));
                 }
                 Some(Err(e)) => panic!("reading dead letters: {e}"),
                 None => {}
@@ -450,4 +448,174 @@ async fn kafka_dead_letters(config: &KafkaConfig) -> Vec<DeadLetter> {
     })
     .await
     .unwrap()
+}
+
+impl Transport {
+    /// Publishes `event` as the outbox relay does and returns the message
+    /// as the broker then hands it to any consumer.
+    pub async fn published_message(&self, event: &OutboxEvent) -> BrokerMessage {
+        match self {
+            Self::Embedded => panic!("the embedded transport publishes nothing"),
+            Self::Amqp(config) => {
+                use bridge::events::subscription::TypePattern;
+                use lapin::options::BasicGetOptions;
+                let reader = Subscription {
+                    name: "probe".into(),
+                    patterns: vec![TypePattern::All],
+                    destination: bridge::events::subscription::Destination::Function {
+                        route: "/probe/events".into(),
+                    },
+                    max_attempts: 1,
+                    batch: 1,
+                    tick: None,
+                };
+                let publisher = bridge::events::amqp::AmqpPublisher::connect(config, &[reader])
+                    .await
+                    .unwrap();
+                publisher
+                    .publish(std::slice::from_ref(event))
+                    .await
+                    .unwrap();
+                let conn =
+                    lapin::Connection::connect(&config.url, lapin::ConnectionProperties::default())
+                        .await
+                        .unwrap();
+                let ch = conn.create_channel().await.unwrap();
+                let msg = ch
+                    .basic_get(
+                        config.queue("probe").as_str().into(),
+                        BasicGetOptions { no_ack: true },
+                    )
+                    .await
+                    .unwrap()
+                    .expect("the published message is in the queue");
+                let props = &msg.delivery.properties;
+                let headers = amqp_headers(props);
+                let message = BrokerMessage {
+                    prefix: "cloudEvents:",
+                    headers,
+                    content_type: props.content_type().as_ref().map(|c| c.to_string()),
+                    body: msg.delivery.data.clone(),
+                };
+                let _ = conn.close(200, "done".into()).await;
+                message
+            }
+            Self::Kafka(config) => {
+                use rdkafka::consumer::{BaseConsumer, Consumer};
+                use rdkafka::message::Message;
+                use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+                let publisher = KafkaPublisher::connect(config).unwrap();
+                publisher
+                    .publish(std::slice::from_ref(event))
+                    .await
+                    .unwrap();
+                let topic = bridge::events::kafka::Topics::new(config)
+                    .unwrap()
+                    .of_aggregate(&event.aggregate);
+                let config = config.clone();
+                tokio::task::spawn_blocking(move || {
+                    let consumer: BaseConsumer = ClientConfig::new()
+                        .set("bootstrap.servers", &config.brokers)
+                        .set("group.id", format!("{}sdk-reader", config.group_prefix))
+                        .set("enable.auto.commit", "false")
+                        .create()
+                        .unwrap();
+                    let metadata = consumer
+                        .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                        .unwrap();
+                    let mut assignment = TopicPartitionList::new();
+                    for p in metadata.topics()[0].partitions() {
+                        assignment
+                            .add_partition_offset(&topic, p.id(), Offset::Beginning)
+                            .unwrap();
+                    }
+                    consumer.assign(&assignment).unwrap();
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    loop {
+                        assert!(Instant::now() < deadline, "no message on {topic}");
+                        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+                            continue;
+                        };
+                        let m = m.unwrap();
+                        let mut headers = kafka_headers(&m);
+                        return BrokerMessage {
+                            prefix: "ce_",
+                            content_type: headers.remove("content-type"),
+                            headers,
+                            body: m.payload().unwrap_or_default().to_vec(),
+                        };
+                    }
+                })
+                .await
+                .unwrap()
+            }
+        }
+    }
+}
+
+/// A Kafka message's headers as text.
+fn kafka_headers(message: &impl rdkafka::message::Message) -> HashMap<String, String> {
+    use rdkafka::message::Headers;
+    message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An AMQP message's text headers.
+fn amqp_headers(properties: &lapin::BasicProperties) -> HashMap<String, String> {
+    properties
+        .headers()
+        .clone()
+        .unwrap_or_default()
+        .inner()
+        .iter()
+        .filter_map(|(k, v)| match v {
+            lapin::types::AMQPValue::LongString(s) => Some((
+                k.to_string(),
+                String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Transport {
+    /// The `bridge` command-line flags naming this transport's store.
+    pub fn cli_args(&self) -> Vec<String> {
+        match self {
+            Self::Embedded => vec!["--broker".into(), "embedded".into()],
+            Self::Amqp(c) => vec![
+                "--broker".into(),
+                "amqp".into(),
+                "--amqp-url".into(),
+                c.url.clone(),
+                "--amqp-exchange".into(),
+                c.exchange.clone(),
+                "--amqp-dead-letter-exchange".into(),
+                c.dead_letter_exchange.clone(),
+                "--amqp-queue-prefix".into(),
+                c.queue_prefix.clone(),
+            ],
+            Self::Kafka(c) => vec![
+                "--broker".into(),
+                "kafka".into(),
+                "--kafka-brokers".into(),
+                c.brokers.clone(),
+                "--kafka-topic-prefix".into(),
+                c.topic_prefix.clone(),
+                "--kafka-group-prefix".into(),
+                c.group_prefix.clone(),
+            ],
+        }
+    }
 }

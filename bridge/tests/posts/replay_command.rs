@@ -5,7 +5,7 @@
 use std::process::Output;
 
 use crate::common::posts::{SECRET, posts_app, profiles};
-use crate::common::{TestApp, database_url, root};
+use crate::common::{TestApp, database_url, root, text};
 
 /// Runs `bridge replay <args>` against the app's database, without
 /// blocking the runtime that serves the app (`--target` calls it).
@@ -23,14 +23,6 @@ async fn replay(app: &TestApp, args: &[&str], secret: Option<&str>) -> Output {
         command.env("SPIN_VARIABLE_BRIDGE_SIGNING_SECRET", secret);
     }
     command.output().await.expect("the bridge binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[tokio::test]

@@ -12,13 +12,14 @@
 //! Every bridge replica ticks; with several, the function runs the sweep
 //! more often, which that property makes harmless.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::event::{OutboxEvent, Signer};
-use super::invoke::Invoker;
-use super::subscription::Subscription;
+use super::event::OutboxEvent;
+use super::outcome::DeliveryOutcome;
+use super::sink::Sink;
 
 /// The event type of a tick.
 pub const TICK_TYPE: &str = "bridge.tick";
@@ -39,15 +40,13 @@ pub fn tick(subscription: &str) -> OutboxEvent {
     }
 }
 
-/// Ticks `subscription` every `every` until `shutdown`; each tick waits
-/// at most `timeout` for its answer. A failed tick is logged and not
-/// retried.
+/// Ticks `subscription` every `every` through its `sink` until
+/// `shutdown` (the sink's own time limit bounds each tick). A failed tick
+/// is logged and not retried.
 pub async fn run(
-    subscription: Subscription,
+    subscription: String,
     every: Duration,
-    invoker: Invoker,
-    signer: Signer,
-    timeout: Duration,
+    sink: Arc<dyn Sink>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut interval = tokio::time::interval(every);
@@ -57,20 +56,17 @@ pub async fn run(
             _ = interval.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        let event = tick(&subscription.name);
-        let attempt = invoker
-            .deliver(&subscription.route, &event, &signer, timeout)
-            .await;
-        match attempt.status {
-            Some(status) if (200..300).contains(&status) => {
-                tracing::debug!(subscription = %subscription.name, status, "tick delivered");
-            }
-            _ => tracing::warn!(
-                subscription = %subscription.name,
+        let event = tick(&subscription);
+        let attempt = sink.deliver(std::slice::from_ref(&event)).await;
+        if attempt.outcome() == DeliveryOutcome::Delivered {
+            tracing::debug!(%subscription, "tick delivered");
+        } else {
+            tracing::warn!(
+                %subscription,
                 status = ?attempt.status,
                 error = ?attempt.error,
                 "tick failed; the next one follows"
-            ),
+            );
         }
     }
 }

@@ -1,11 +1,12 @@
-//! From one event to a final outcome: attempt, back off, attempt again,
-//! and decide when the event is delivered or dead.
+//! The delivery policy, the same for every source and sink: from events to
+//! a final outcome per event. Attempt (one event, or a batch), back off,
+//! attempt again, and decide when an event is delivered or dead.
 
 use std::time::Duration;
 
-use super::event::{OutboxEvent, Signer};
-use super::invoke::Invoker;
+use super::event::OutboxEvent;
 use super::outcome::{Attempt, DeliveryOutcome};
+use super::sink::Sink;
 use super::subscription::Subscription;
 
 /// Retry and timing settings shared by every source.
@@ -45,43 +46,49 @@ impl Default for DispatchConfig {
 /// How an event ended for one subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Final {
-    /// The function answered 2xx.
+    /// The sink took it (a function answered 2xx, a document was stored).
     Delivered {
         /// Attempts it took.
         attempts: u32,
     },
     /// Refused or failing past `max_attempts`: goes to the dead letters.
-    DeadLetter {
-        /// Attempts made.
-        attempts: u32,
-        /// The last status, if any.
-        status: Option<u16>,
-        /// The last error.
-        error: String,
-    },
+    DeadLetter(DeadLetter),
 }
 
-impl Final {
-    /// Why an event died, as headers for its dead-letter message:
-    /// `x-spinmesh-error`, `-status`, `-attempts` and `-subscription`.
-    /// Empty for a delivered event.
-    pub fn dead_letter_headers(&self, subscription: &str) -> Vec<(&'static str, String)> {
-        match self {
-            Self::Delivered { .. } => Vec::new(),
-            Self::DeadLetter {
-                attempts,
-                status,
-                error,
-            } => vec![
-                ("x-spinmesh-error", error.clone()),
-                (
-                    "x-spinmesh-status",
-                    status.map(|s| s.to_string()).unwrap_or_default(),
-                ),
-                ("x-spinmesh-attempts", attempts.to_string()),
-                ("x-spinmesh-subscription", subscription.to_string()),
-            ],
+/// Why an event goes to the dead letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Attempts made (0: the message could not even be read as an event).
+    pub attempts: u32,
+    /// The function's last status, if any.
+    pub status: Option<u16>,
+    /// The last error.
+    pub error: String,
+}
+
+impl DeadLetter {
+    /// A broker message that is not a CloudEvent the bridge can read:
+    /// nothing can ever deliver it.
+    pub fn unreadable() -> Self {
+        Self {
+            attempts: 0,
+            status: None,
+            error: "not a CloudEvent".to_string(),
         }
+    }
+
+    /// Why it died, as headers for its dead-letter message:
+    /// `x-spinmesh-error`, `-status`, `-attempts` and `-subscription`.
+    pub fn headers(&self, subscription: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("x-spinmesh-error", self.error.clone()),
+            (
+                "x-spinmesh-status",
+                self.status.map(|s| s.to_string()).unwrap_or_default(),
+            ),
+            ("x-spinmesh-attempts", self.attempts.to_string()),
+            ("x-spinmesh-subscription", subscription.to_string()),
+        ]
     }
 }
 
@@ -95,31 +102,27 @@ pub fn backoff(config: &DispatchConfig, attempt: u32) -> Duration {
     capped.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
-/// Delivers until the event is delivered or must be dead-lettered.
-pub async fn deliver_with_retry(
-    invoker: &Invoker,
+/// Attempts `events` (one, or a batch) until the sink takes them, refuses
+/// them, or `max_attempts` run out. `Ok` with the attempts it took, or the
+/// dead letter the last attempt makes.
+async fn attempt_with_retry(
+    sink: &dyn Sink,
     subscription: &Subscription,
-    event: &OutboxEvent,
-    signer: &Signer,
+    events: &[OutboxEvent],
     config: &DispatchConfig,
-) -> Final {
+) -> Result<u32, DeadLetter> {
     let mut attempt_no = 0;
     loop {
         attempt_no += 1;
-        let attempt: Attempt = invoker
-            .deliver(&subscription.route, event, signer, config.delivery_timeout)
-            .await;
+        let attempt: Attempt = sink.deliver(events).await;
         match attempt.outcome() {
-            DeliveryOutcome::Delivered => {
-                return Final::Delivered {
-                    attempts: attempt_no,
-                };
-            }
+            DeliveryOutcome::Delivered => return Ok(attempt_no),
             DeliveryOutcome::Retry { after } if attempt_no < subscription.max_attempts => {
                 let wait = after.unwrap_or_default().max(backoff(config, attempt_no));
                 tracing::warn!(
                     subscription = %subscription.name,
-                    event = %event.id,
+                    event = %events[0].id,
+                    events = events.len(),
                     attempt = attempt_no,
                     error = attempt.error.as_deref().unwrap_or(""),
                     retry_in_ms = wait.as_millis() as u64,
@@ -128,82 +131,55 @@ pub async fn deliver_with_retry(
                 tokio::time::sleep(wait).await;
             }
             DeliveryOutcome::Retry { .. } | DeliveryOutcome::DeadLetter => {
-                return Final::DeadLetter {
+                return Err(DeadLetter {
                     attempts: attempt_no,
                     status: attempt.status,
                     error: attempt.error.unwrap_or_else(|| "refused".to_string()),
-                };
+                });
             }
         }
     }
 }
 
-/// Delivers `events` (in order) to the subscription and returns each
-/// one's outcome, in the same order. With `batch` above 1, consecutive
-/// events go in batches of up to that many, each retried as a whole; a
-/// batch the function refuses or keeps failing on is delivered again one
-/// event at a time, so only the events that fail alone are dead-lettered.
+/// Delivers `events` (in order) to the subscription's sink and returns
+/// each one's outcome, in the same order. With `batch` above 1,
+/// consecutive events go in batches of up to that many, each retried as a
+/// whole; a batch the sink refuses or keeps failing on is delivered again
+/// one event at a time, so only the events that fail alone are
+/// dead-lettered.
 pub async fn deliver_all(
-    invoker: &Invoker,
+    sink: &dyn Sink,
     subscription: &Subscription,
     events: &[OutboxEvent],
-    signer: &Signer,
     config: &DispatchConfig,
 ) -> Vec<Final> {
     let mut finals = Vec::with_capacity(events.len());
     for chunk in events.chunks(subscription.batch.max(1)) {
-        if chunk.len() > 1
-            && deliver_batch_with_retry(invoker, subscription, chunk, signer, config).await
-        {
-            finals.extend(chunk.iter().map(|_| Final::Delivered { attempts: 1 }));
-            continue;
+        if chunk.len() > 1 {
+            match attempt_with_retry(sink, subscription, chunk, config).await {
+                Ok(attempts) => {
+                    finals.extend(chunk.iter().map(|_| Final::Delivered { attempts }));
+                    continue;
+                }
+                Err(dead) => tracing::warn!(
+                    subscription = %subscription.name,
+                    events = chunk.len(),
+                    error = %dead.error,
+                    "batch not accepted; delivering its events one by one"
+                ),
+            }
         }
         for event in chunk {
-            finals.push(deliver_with_retry(invoker, subscription, event, signer, config).await);
+            let one = std::slice::from_ref(event);
+            finals.push(
+                match attempt_with_retry(sink, subscription, one, config).await {
+                    Ok(attempts) => Final::Delivered { attempts },
+                    Err(dead) => Final::DeadLetter(dead),
+                },
+            );
         }
     }
     finals
-}
-
-/// `true` once a batch is answered 2xx; `false` when it was refused or
-/// its attempts ran out.
-async fn deliver_batch_with_retry(
-    invoker: &Invoker,
-    subscription: &Subscription,
-    events: &[OutboxEvent],
-    signer: &Signer,
-    config: &DispatchConfig,
-) -> bool {
-    for attempt_no in 1..=subscription.max_attempts {
-        let attempt = invoker
-            .deliver_batch(&subscription.route, events, signer, config.delivery_timeout)
-            .await;
-        match attempt.outcome() {
-            DeliveryOutcome::Delivered => return true,
-            DeliveryOutcome::Retry { after } if attempt_no < subscription.max_attempts => {
-                let wait = after.unwrap_or_default().max(backoff(config, attempt_no));
-                tracing::warn!(
-                    subscription = %subscription.name,
-                    events = events.len(),
-                    attempt = attempt_no,
-                    error = attempt.error.as_deref().unwrap_or(""),
-                    retry_in_ms = wait.as_millis() as u64,
-                    "batch delivery failed; retrying"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            DeliveryOutcome::Retry { .. } | DeliveryOutcome::DeadLetter => {
-                tracing::warn!(
-                    subscription = %subscription.name,
-                    events = events.len(),
-                    error = attempt.error.as_deref().unwrap_or(""),
-                    "batch not accepted; delivering its events one by one"
-                );
-                return false;
-            }
-        }
-    }
-    false
 }
 
 #[cfg(test)]

@@ -1,210 +1,221 @@
-//! The embedded default: no broker. Each subscription reads the outbox
+//! The embedded source: no broker. Each subscription reads the outbox
 //! through its own durable cursor (`bridge_cursors`) and delivers straight
-//! to its function.
+//! to its sink.
 //!
 //! Reading follows the outbox's ordering rule: only rows whose transaction
 //! is older than every running transaction, in `(txid, position)` order, so
-//! nothing that commits late is skipped. A batch is split by subject; each
-//! subject's events go in order, different subjects in parallel. The cursor
-//! moves only after the whole batch is delivered or dead-lettered, so a
-//! crash redelivers (at-least-once) and idempotent handlers absorb it.
-//! A session advisory lock per subscription keeps one bridge replica
-//! dispatching it while others stand by.
+//! nothing that commits late is skipped. A batch goes through the shared
+//! delivery stage ([`crate::pipeline`]): each subject's events in order,
+//! different subjects in parallel, dead letters into `bridge_dead_letters`.
+//! The cursor moves only after every event of the batch is settled, so a
+//! crash redelivers (at-least-once) and idempotent sinks absorb it. A
+//! session advisory lock per subscription keeps one bridge replica
+//! delivering it while others stand by.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use futures::StreamExt;
-use tokio::sync::{Notify, watch};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::{Mutex, Notify, mpsc, watch};
 use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
 
-use super::dispatch::{DispatchConfig, Final, backoff, deliver_all};
-use super::event::{OutboxEvent, Signer};
-use super::invoke::Invoker;
-use super::outbox::{self, BatchHandler};
-use super::subscription::Subscription;
-use super::wake;
+use super::dispatch::DeadLetter;
+use super::event::{Binding, OutboxEvent};
+use super::lanes::Lanes;
+use super::outbox::{self, AbortOnDrop, BatchHandler};
+use super::pipeline::{Delivery, Received};
+use super::reconnect::reconnecting;
 use spinmesh_config::database::Database;
-use spinmesh_host::outbox_writes::OutboxWrites;
 
-/// Dispatches every subscription from the outbox.
-pub struct EmbeddedDispatcher {
+/// One subscription read from the outbox.
+pub struct EmbeddedSource {
     /// Where the outbox lives.
     pub database: Database,
-    /// What to dispatch.
-    pub subscriptions: Vec<Subscription>,
-    /// Where to deliver.
-    pub invoker: Invoker,
-    /// Signs deliveries.
-    pub signer: Signer,
-    /// Timing and retry settings.
-    pub config: DispatchConfig,
-    /// The host in this process, when the functions run here: its guests'
-    /// outbox writes wake the subscriptions directly (see [`super::wake`]).
-    pub local_writes: Option<OutboxWrites>,
+    /// The subscription's delivery stage.
+    pub delivery: Arc<Delivery>,
+    /// Wakes the reader when events were written.
+    pub wake: Arc<Notify>,
 }
 
-impl EmbeddedDispatcher {
-    /// Runs until `shutdown` turns true. Connection failures are retried
-    /// forever with backoff; a database outage pauses delivery, it does not
-    /// end it.
+impl EmbeddedSource {
+    /// Runs until `shutdown` turns true. A database outage pauses
+    /// delivery, it does not end it: rounds resume through
+    /// [`reconnecting`].
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let (wake, _waking) = wake::start(
-            &self.database,
-            self.local_writes.as_ref(),
-            &self.config,
-            &shutdown,
-        );
-        let me = Arc::new(self);
-        let mut tasks = Vec::new();
-        for sub in me.subscriptions.clone() {
-            let (me, wake, shutdown) = (me.clone(), wake.clone(), shutdown.clone());
-            tasks.push(tokio::spawn(async move {
-                me.subscription_loop(sub, wake, shutdown).await;
-            }));
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
+        let name = format!("outbox reader {}", self.delivery.subscription.name);
+        reconnecting(&name, &self.delivery.config.clone(), &shutdown, || {
+            self.round(shutdown.clone())
+        })
+        .await;
     }
 
-    async fn subscription_loop(
-        &self,
-        sub: Subscription,
-        wake: Arc<Notify>,
-        shutdown: watch::Receiver<bool>,
-    ) {
-        let mut failures = 0;
-        while !*shutdown.borrow() {
-            match self.run_subscription(&sub, &wake, shutdown.clone()).await {
-                Ok(()) => return,
-                Err(err) => {
-                    failures += 1;
-                    tracing::warn!(subscription = %sub.name, error = %format!("{err:#}"), "dispatch interrupted; reconnecting");
-                    tokio::time::sleep(backoff(&self.config, failures.min(6))).await;
-                }
-            }
-        }
-    }
-
-    async fn run_subscription(
-        &self,
-        sub: &Subscription,
-        wake: &Notify,
-        shutdown: watch::Receiver<bool>,
-    ) -> anyhow::Result<()> {
-        let batching = (self.config.batch_size, self.config.poll_interval);
-        let handler = SubscriptionBatches {
-            dispatcher: self,
-            sub,
-        };
-        outbox::consume(
+    async fn round(&self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let config = &self.delivery.config;
+        let batches = Batches::new(&self.delivery, &self.database);
+        let result = outbox::consume(
             &self.database,
-            &sub.name,
-            batching,
-            wake,
+            &self.delivery.subscription.name,
+            (config.batch_size, config.poll_interval),
+            &self.wake,
             shutdown,
-            &handler,
+            &batches,
         )
-        .await
-    }
-
-    /// Delivers the wanted events of a batch: subjects in parallel, each
-    /// subject's events in order. Returns once every event is delivered or
-    /// dead-lettered, with how many were dead-lettered (in
-    /// `bridge_dead_letters`, through `client`).
-    pub(crate) async fn deliver_batch(
-        &self,
-        client: &Client,
-        sub: &Subscription,
-        events: &[OutboxEvent],
-    ) -> anyhow::Result<usize> {
-        let results: Vec<anyhow::Result<usize>> =
-            futures::stream::iter(work_units(sub, events, self.config.concurrency))
-                .map(|unit| async move {
-                    let finals =
-                        deliver_all(&self.invoker, sub, &unit, &self.signer, &self.config).await;
-                    let mut dead = 0;
-                    for (event, outcome) in unit.iter().zip(finals) {
-                        if let Final::DeadLetter {
-                            attempts,
-                            status,
-                            error,
-                        } = outcome
-                        {
-                            dead_letter(client, sub, event, attempts, status, &error).await?;
-                            dead += 1;
-                        }
-                    }
-                    anyhow::Ok(dead)
-                })
-                .buffer_unordered(self.config.concurrency.max(1))
-                .collect()
-                .await;
-        results.into_iter().sum()
+        .await;
+        batches.close().await;
+        result
     }
 }
 
-/// Splits the wanted events into sequences that may run in parallel, each
-/// keeping its subjects' order: one per subject when events go one at a
-/// time; with batching, subjects are merged into as few sequences as fill
-/// whole batches (at most `lanes`).
-fn work_units(sub: &Subscription, events: &[OutboxEvent], lanes: usize) -> Vec<Vec<OutboxEvent>> {
-    let wanted: Vec<&OutboxEvent> = events.iter().filter(|e| sub.wants(&e.event_type)).collect();
-    let mut units: Vec<Vec<OutboxEvent>> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let lanes = wanted
-        .len()
-        .div_ceil(sub.batch.max(1))
-        .clamp(1, lanes.max(1));
-    for event in wanted {
-        let slot = match index.get(event.subject.as_str()) {
-            Some(&slot) => slot,
+/// Hands outbox batches to the delivery stage and waits until each is
+/// settled: the barrier the cursor moves behind.
+pub(crate) struct Batches {
+    lanes: Lanes<Pending>,
+    dead_letters: Arc<PgDeadLetters>,
+    round: CancellationToken,
+}
+
+/// What a batch came to.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Settled {
+    /// Events settled (acknowledged).
+    pub settled: usize,
+    /// Of those, dead-lettered.
+    pub dead_lettered: usize,
+}
+
+impl Batches {
+    pub(crate) fn new(delivery: &Arc<Delivery>, database: &Database) -> Self {
+        let round = CancellationToken::new();
+        Self {
+            lanes: delivery.lanes(delivery.config.batch_size.max(1) as usize, round.clone()),
+            dead_letters: Arc::new(PgDeadLetters::new(database.clone())),
+            round,
+        }
+    }
+
+    /// Delivers `events` and returns once every one is settled.
+    ///
+    /// # Errors
+    /// When one could not be settled (its dead letter could not be
+    /// stored before the round ended): the batch must be read again.
+    pub(crate) async fn deliver(&self, events: &[OutboxEvent]) -> anyhow::Result<Settled> {
+        let (done, mut settled) = mpsc::unbounded_channel();
+        for event in events {
+            let item = Pending {
+                event: event.clone(),
+                dead_letters: self.dead_letters.clone(),
+                done: done.clone(),
+            };
+            self.lanes.send(&event.subject, item).await?;
+        }
+        drop(done);
+        let mut outcome = Settled::default();
+        while let Some(dead) = settled.recv().await {
+            outcome.settled += 1;
+            outcome.dead_lettered += usize::from(dead);
+        }
+        if outcome.settled < events.len() {
+            anyhow::bail!(
+                "{} of {} events not settled (a dead letter could not be stored)",
+                events.len() - outcome.settled,
+                events.len()
+            );
+        }
+        Ok(outcome)
+    }
+
+    pub(crate) async fn close(self) {
+        self.round.cancel();
+        self.lanes.close().await;
+    }
+}
+
+impl BatchHandler for Batches {
+    async fn handle(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
+        self.deliver(events).await.map(drop)
+    }
+}
+
+/// An outbox event in the delivery stage; acknowledging it reports to the
+/// batch it came in (`true`: it was dead-lettered).
+struct Pending {
+    event: OutboxEvent,
+    dead_letters: Arc<PgDeadLetters>,
+    done: mpsc::UnboundedSender<bool>,
+}
+
+impl Received for Pending {
+    fn event(&self) -> Option<&OutboxEvent> {
+        Some(&self.event)
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        subscription: &'a str,
+        why: &'a DeadLetter,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.dead_letters
+            .record(subscription, &self.event, why)
+            .boxed()
+    }
+
+    fn ack(self, dead_lettered: bool) -> BoxFuture<'static, ()> {
+        let _ = self.done.send(dead_lettered);
+        futures::future::ready(()).boxed()
+    }
+}
+
+/// `bridge_dead_letters`, written through one connection of its own that
+/// is made again after a failure.
+struct PgDeadLetters {
+    database: Database,
+    client: Mutex<Option<(Client, AbortOnDrop)>>,
+}
+
+impl PgDeadLetters {
+    fn new(database: Database) -> Self {
+        Self {
+            database,
+            client: Mutex::new(None),
+        }
+    }
+
+    async fn record(
+        &self,
+        subscription: &str,
+        event: &OutboxEvent,
+        why: &DeadLetter,
+    ) -> anyhow::Result<()> {
+        let mut slot = self.client.lock().await;
+        let (client, _) = match slot.take() {
+            Some(connected) => slot.insert(connected),
             None => {
-                let slot = if sub.batch > 1 && units.len() >= lanes {
-                    index.len() % lanes
-                } else {
-                    units.push(Vec::new());
-                    units.len() - 1
-                };
-                index.insert(event.subject.as_str(), slot);
-                slot
+                let (client, conn) = self.database.connect_raw().await?;
+                let task = AbortOnDrop(tokio::spawn(async move {
+                    let _ = conn.await;
+                }));
+                slot.insert((client, task))
             }
         };
-        units[slot].push(event.clone());
-    }
-    units
-}
-
-/// One subscription's batches, delivered by the dispatcher.
-struct SubscriptionBatches<'a> {
-    dispatcher: &'a EmbeddedDispatcher,
-    sub: &'a Subscription,
-}
-
-impl BatchHandler for SubscriptionBatches<'_> {
-    async fn handle(&self, client: &Client, events: &[OutboxEvent]) -> anyhow::Result<()> {
-        self.dispatcher
-            .deliver_batch(client, self.sub, events)
-            .await
-            .map(drop)
+        let written = insert_dead_letter(client, subscription, event, why).await;
+        if written.is_err() {
+            // Connect afresh next time.
+            *slot = None;
+        }
+        written
     }
 }
 
-/// Records a dead letter. A failure here fails the batch, so the cursor
-/// does not move and nothing is acknowledged.
-async fn dead_letter(
+async fn insert_dead_letter(
     client: &Client,
-    sub: &Subscription,
+    subscription: &str,
     event: &OutboxEvent,
-    attempts: u32,
-    status: Option<u16>,
-    error: &str,
+    why: &DeadLetter,
 ) -> anyhow::Result<()> {
-    tracing::error!(subscription = %sub.name, event = %event.id, attempts, ?status, error, "dead-lettering event");
     let headers: serde_json::Map<String, serde_json::Value> = event
-        .headers()
+        .broker_headers(&Binding::HTTP)
         .into_iter()
         .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
         .collect();
@@ -215,12 +226,12 @@ async fn dead_letter(
             "INSERT INTO bridge_dead_letters (subscription, event_id, type, attempts, status, error, headers, data)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
-                &sub.name,
+                &subscription,
                 &event.id,
                 &event.event_type,
-                &(attempts as i32),
-                &status.map(i32::from),
-                &error,
+                &(why.attempts as i32),
+                &why.status.map(i32::from),
+                &why.error,
                 &serde_json::Value::Object(headers),
                 &data,
             ],

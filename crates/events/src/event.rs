@@ -74,33 +74,126 @@ impl OutboxEvent {
     }
 }
 
-/// The header naming the aggregate kind on broker messages.
-pub const AGGREGATE_HEADER: &str = "aggregate";
+/// How CloudEvents attributes travel as broker message headers: a
+/// CloudEvents protocol binding in binary content mode. The data is the
+/// message body; `aggregate` (the Kafka topic's aggregate kind) travels
+/// as a CloudEvents extension attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    /// `specversion`.
+    pub specversion: &'static str,
+    /// `id`.
+    pub id: &'static str,
+    /// `type`.
+    pub ty: &'static str,
+    /// `source`.
+    pub source: &'static str,
+    /// `subject`.
+    pub subject: &'static str,
+    /// `time`.
+    pub time: &'static str,
+    /// `dataschema`.
+    pub dataschema: &'static str,
+    /// The `aggregate` extension.
+    pub aggregate: &'static str,
+    /// The header carrying `datacontenttype`, when the protocol has no
+    /// message property for it.
+    pub content_type: Option<&'static str>,
+}
+
+impl Binding {
+    /// The Kafka protocol binding: `ce_`-prefixed headers and a
+    /// `content-type` header.
+    pub const KAFKA: Self = Self {
+        specversion: "ce_specversion",
+        id: "ce_id",
+        ty: "ce_type",
+        source: "ce_source",
+        subject: "ce_subject",
+        time: "ce_time",
+        dataschema: "ce_dataschema",
+        aggregate: "ce_aggregate",
+        content_type: Some("content-type"),
+    };
+
+    /// The AMQP protocol binding: `cloudEvents:`-prefixed application
+    /// properties (headers); the content type is the message's own
+    /// `content-type` property.
+    pub const AMQP: Self = Self {
+        specversion: "cloudEvents:specversion",
+        id: "cloudEvents:id",
+        ty: "cloudEvents:type",
+        source: "cloudEvents:source",
+        subject: "cloudEvents:subject",
+        time: "cloudEvents:time",
+        dataschema: "cloudEvents:dataschema",
+        aggregate: "cloudEvents:aggregate",
+        content_type: None,
+    };
+
+    /// The HTTP binary-mode names plus a plain `aggregate` header: how
+    /// the dead-letter table keeps an event's attributes, and what earlier
+    /// bridge versions wrote to both brokers (still read, so messages
+    /// queued before an upgrade are delivered, not dead-lettered).
+    pub const HTTP: Self = Self {
+        specversion: ce::SPECVERSION,
+        id: ce::ID,
+        ty: ce::TYPE,
+        source: ce::SOURCE,
+        subject: ce::SUBJECT,
+        time: ce::TIME,
+        dataschema: ce::DATASCHEMA,
+        aggregate: "aggregate",
+        content_type: Some("content-type"),
+    };
+}
 
 impl OutboxEvent {
-    /// The headers an event travels with through a broker: the CloudEvent
-    /// attributes under their HTTP binary-mode names, plus the aggregate.
-    pub fn broker_headers(&self) -> Vec<(&'static str, String)> {
-        let mut h = self.headers();
-        h.push((AGGREGATE_HEADER, self.aggregate.clone()));
+    /// The headers an event travels with through a broker, per `binding`.
+    pub fn broker_headers(&self, binding: &Binding) -> Vec<(&'static str, String)> {
+        let mut h = vec![
+            (binding.specversion, "1.0".to_string()),
+            (binding.id, self.id.to_string()),
+            (binding.ty, self.event_type.clone()),
+            (binding.source, self.source.clone()),
+            (binding.subject, self.subject.clone()),
+            (binding.time, self.time.clone()),
+            (binding.aggregate, self.aggregate.clone()),
+        ];
+        if let Some(schema) = &self.dataschema {
+            h.push((binding.dataschema, schema.clone()));
+        }
+        if let Some(name) = binding.content_type {
+            h.push((name, "application/json".to_string()));
+        }
         h
     }
 
     /// Rebuilds an event from a broker message's headers (looked up by
-    /// name) and body. `None` when a required CloudEvent attribute is
-    /// missing or the id is not a UUID: such a message is not one of ours.
-    pub fn from_broker<'a>(header: impl Fn(&str) -> Option<&'a str>, body: &[u8]) -> Option<Self> {
+    /// name) and body, per `binding` (or the names earlier versions
+    /// wrote). `None` when a required CloudEvent attribute is missing or
+    /// the id is not a UUID: such a message is not one of ours.
+    pub fn from_broker<'a>(
+        binding: &Binding,
+        header: impl Fn(&str) -> Option<&'a str>,
+        body: &[u8],
+    ) -> Option<Self> {
+        let binding = if header(binding.id).is_some() {
+            binding
+        } else {
+            &Binding::HTTP
+        };
         let text = |name: &str| header(name).map(str::to_string);
         Some(Self {
             position: 0,
             txid: String::new(),
-            id: header(ce::ID)?.parse().ok()?,
-            source: text(ce::SOURCE)?,
-            event_type: text(ce::TYPE)?,
-            subject: text(ce::SUBJECT).unwrap_or_default(),
-            aggregate: text(AGGREGATE_HEADER).unwrap_or_default(),
-            time: text(ce::TIME).unwrap_or_default(),
-            dataschema: text(ce::DATASCHEMA),
+            id: header(binding.id)?.parse().ok()?,
+            source: text(binding.source)?,
+            event_type: text(binding.ty)?,
+            subject: text(binding.subject).unwrap_or_default(),
+            aggregate: text(binding.aggregate).unwrap_or_default(),
+            time: text(binding.time).unwrap_or_default(),
+            dataschema: text(binding.dataschema),
             data: String::from_utf8_lossy(body).into_owned(),
         })
     }
@@ -162,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn broker_headers_round_trip() {
+    fn broker_headers_round_trip_in_both_bindings_and_the_legacy_names() {
         let event = OutboxEvent {
             position: 7,
             txid: "9".into(),
@@ -175,27 +268,44 @@ mod tests {
             dataschema: Some("urn:x".into()),
             data: r#"{"a":1}"#.into(),
         };
-        let headers = event.broker_headers();
+        let expected = OutboxEvent {
+            position: 0,
+            txid: String::new(),
+            ..event.clone()
+        };
+        for (binding, prefix) in [(Binding::KAFKA, "ce_"), (Binding::AMQP, "cloudEvents:")] {
+            let headers = event.broker_headers(&binding);
+            assert!(
+                headers
+                    .iter()
+                    .all(|(k, _)| k.starts_with(prefix) || *k == "content-type"),
+                "{headers:?}"
+            );
+            let get = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            let back = OutboxEvent::from_broker(&binding, get, event.data.as_bytes()).unwrap();
+            assert_eq!(back, expected);
+        }
+        // Written by an earlier version, read by this one.
+        let legacy = event.broker_headers(&Binding::HTTP);
         let get = |name: &str| {
-            headers
+            legacy
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.as_str())
         };
-        let back = OutboxEvent::from_broker(get, event.data.as_bytes()).unwrap();
-        assert_eq!(
-            back,
-            OutboxEvent {
-                position: 0,
-                txid: String::new(),
-                ..event.clone()
-            }
-        );
-        assert!(OutboxEvent::from_broker(|_| None, b"{}").is_none());
+        let back = OutboxEvent::from_broker(&Binding::KAFKA, get, event.data.as_bytes()).unwrap();
+        assert_eq!(back, expected);
+        assert!(OutboxEvent::from_broker(&Binding::AMQP, |_| None, b"{}").is_none());
         assert!(
             OutboxEvent::from_broker(
+                &Binding::KAFKA,
                 |k| match k {
-                    "ce-id" => Some("not-a-uuid"),
+                    "ce_id" => Some("not-a-uuid"),
                     _ => Some("x"),
                 },
                 b"{}"

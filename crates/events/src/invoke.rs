@@ -128,11 +128,7 @@ impl Invoker {
                     let text: String = text.chars().take(1024).collect();
                     format!("HTTP {status}: {text}")
                 });
-                Attempt {
-                    status: Some(status),
-                    retry_after,
-                    error,
-                }
+                Attempt::answered(status, retry_after, error)
             }
         }
     }
@@ -153,9 +149,5 @@ async fn read_whole<B: http_body::Body>(
 }
 
 fn failed(error: String) -> Attempt {
-    Attempt {
-        status: None,
-        retry_after: None,
-        error: Some(error),
-    }
+    Attempt::failed(error)
 }

@@ -1,12 +1,39 @@
-//! The event path's bridge side: subscriptions from `spin.toml`, sources
-//! that read events (the embedded outbox reader, the RabbitMQ and Kafka
-//! consumers fed by the outbox relay), the delivery policy, and the
-//! invokers that call functions.
+//! The event path, from the outbox to where events end up, as a pipeline
+//! per subscription:
+//!
+//! ```text
+//!  sources                      delivery (pipeline)                 sinks
+//! ┌──────────────────────┐     ┌─────────────────────────────┐     ┌──────────────────────┐
+//! │ embedded: outbox     │     │ ordered lanes by subject    │     │ function, in process │
+//! │   cursor per sub     │──┐  │ (one key's events in order, │  ┌─▶│   (`bridge up`)      │
+//! │ amqp: queue per sub  │──┼─▶│  keys in parallel)          │──┼─▶│ function over HTTP   │
+//! │ kafka: group per sub │──┘  │ retry · backoff · batches   │  │  │   (`bridge relay`)   │
+//! └──────────────────────┘     │ dead letters · then ack     │  └─▶│ MongoDB collection   │
+//!           ▲                  └─────────────────────────────┘     └──────────────────────┘
+//!           │ amqp / kafka: the outbox relay publishes committed rows in order
+//! ```
+//!
+//! - **Sources** ([`embedded`], [`amqp`], [`kafka`]) read events with the
+//!   means to settle them ([`pipeline::Received`]): a cursor that moves
+//!   behind settled batches, an AMQP delivery to ack, a Kafka offset to
+//!   store. Each runs in rounds through the one reconnect loop
+//!   ([`reconnect`]).
+//! - **Delivery** ([`pipeline`], [`dispatch`]) is one policy for all of
+//!   them: per-key order through [`lanes`], retries with backoff, batches
+//!   that fall back to single events, dead letters, and acknowledgement
+//!   only after the sink took an event or its dead letter is stored.
+//! - **Sinks** ([`sink`]) are where events go: one trait, one module each.
+//!
+//! [`run`] assembles every subscription's pipeline for a transport;
+//! `bridge up` and `bridge relay` only call it. [`replay`] runs the same
+//! delivery over a one-off outbox scan, and [`clock`] ticks subscriptions
+//! that asked for it.
 
 #![deny(unsafe_code)]
 
 pub mod amqp;
 pub mod clock;
+pub mod dead_letters;
 pub mod dispatch;
 pub mod embedded;
 pub mod event;
@@ -15,7 +42,157 @@ pub mod kafka;
 pub mod lanes;
 pub mod outbox;
 pub mod outcome;
+pub mod pipeline;
+pub mod reconnect;
 pub mod relay;
 pub mod replay;
+pub mod sink;
 pub mod subscription;
 pub mod wake;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use amqp::{AmqpConfig, AmqpConsumer, AmqpPublisher};
+use dispatch::DispatchConfig;
+use embedded::EmbeddedSource;
+use event::Signer;
+use invoke::Invoker;
+use kafka::{KafkaConfig, KafkaConsumer, KafkaPublisher};
+use pipeline::Delivery;
+use relay::OutboxRelay;
+use spinmesh_config::database::Database;
+use subscription::Subscription;
+
+/// The event transport.
+#[derive(Debug, Clone, Default)]
+pub enum BrokerConfig {
+    /// No broker: each subscription reads the outbox itself.
+    #[default]
+    Embedded,
+    /// RabbitMQ: the outbox relay publishes, a consumer per subscription.
+    Amqp(AmqpConfig),
+    /// Kafka: the outbox relay produces, a consumer group per subscription.
+    Kafka(KafkaConfig),
+}
+
+/// Everything the event path of an app needs.
+pub struct EventPath {
+    /// How events travel from the outbox to the subscriptions.
+    pub broker: BrokerConfig,
+    /// Where the outbox lives.
+    pub database: Database,
+    /// Functions' subscriptions and sinks alike.
+    pub subscriptions: Vec<Subscription>,
+    /// Where function subscriptions' deliveries go.
+    pub invoker: Invoker,
+    /// Signs deliveries to functions.
+    pub signer: Signer,
+    /// Delivery policy and timing.
+    pub config: DispatchConfig,
+}
+
+/// Moves events from the outbox to every subscription's sink until
+/// `shutdown`. Aborting the task running it stops every part at once, as a
+/// crash would.
+///
+/// # Errors
+/// When a subscription's sink cannot be set up (a malformed MongoDB URI);
+/// nothing runs then. Outages of the database, the broker or a sink do not
+/// end it: they pause delivery until they pass.
+pub async fn run(path: EventPath, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let EventPath {
+        broker,
+        database,
+        subscriptions,
+        invoker,
+        signer,
+        config,
+    } = path;
+    let mut stages = Vec::with_capacity(subscriptions.len());
+    for subscription in &subscriptions {
+        let sink = sink::build(subscription, &invoker, &signer, config.delivery_timeout)
+            .await
+            .map_err(|e| e.context(format!("setting up subscription {}", subscription.name)))?;
+        stages.push(Arc::new(Delivery {
+            subscription: subscription.clone(),
+            sink,
+            config: config.clone(),
+        }));
+    }
+    let mut tasks = JoinSet::new();
+    for stage in &stages {
+        let every = config
+            .tick_override
+            .filter(|_| stage.subscription.tick.is_some())
+            .or(stage.subscription.tick);
+        if let Some(every) = every {
+            tasks.spawn(clock::run(
+                stage.subscription.name.clone(),
+                every,
+                stage.sink.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
+    // Functions served in this process wake the outbox readers directly.
+    let local_writes = match &invoker {
+        Invoker::Embedded(host) => Some(host.outbox_writes()),
+        Invoker::Http { .. } => None,
+    };
+    match broker {
+        BrokerConfig::Embedded => {
+            let (wake, _waking) = wake::start(&database, local_writes.as_ref(), &config, &shutdown);
+            for delivery in stages {
+                let source = EmbeddedSource {
+                    database: database.clone(),
+                    delivery,
+                    wake: wake.clone(),
+                };
+                tasks.spawn(source.run(shutdown.clone()));
+            }
+            tasks.join_all().await;
+        }
+        BrokerConfig::Amqp(amqp) => {
+            for delivery in stages {
+                let consumer = AmqpConsumer {
+                    amqp: amqp.clone(),
+                    delivery,
+                };
+                tasks.spawn(consumer.run(shutdown.clone()));
+            }
+            let relay = OutboxRelay {
+                database,
+                name: "relay:amqp".to_string(),
+                config,
+                local_writes,
+            };
+            relay
+                .run(|| AmqpPublisher::connect(&amqp, &subscriptions), shutdown)
+                .await;
+            tasks.join_all().await;
+        }
+        BrokerConfig::Kafka(kafka) => {
+            for delivery in stages {
+                let consumer = KafkaConsumer {
+                    kafka: kafka.clone(),
+                    delivery,
+                };
+                tasks.spawn(consumer.run(shutdown.clone()));
+            }
+            let relay = OutboxRelay {
+                database,
+                name: "relay:kafka".to_string(),
+                config,
+                local_writes,
+            };
+            relay
+                .run(|| async { KafkaPublisher::connect(&kafka) }, shutdown)
+                .await;
+            tasks.join_all().await;
+        }
+    }
+    Ok(())
+}

@@ -108,12 +108,6 @@ impl OutboxCursor {
         }))
     }
 
-    /// The cursor's connection, for writes that belong with the reading
-    /// (dead letters).
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// The next batch after the cursor, waiting for a notification or the
     /// poll interval while there is none. `None` on shutdown.
     ///
@@ -219,12 +213,6 @@ impl OutboxScan {
         })
     }
 
-    /// The scan's connection, for writes that belong with the reading
-    /// (dead letters).
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// The next up to `limit` rows; empty at the end.
     ///
     /// # Errors
@@ -291,13 +279,8 @@ async fn horizon_past_newest(client: &Client) -> anyhow::Result<String> {
 
 /// What an outbox reader does with each batch before its cursor moves on.
 pub trait BatchHandler: Sync {
-    /// Handles the batch; `Ok` acknowledges it. `client` is the cursor's
-    /// own connection.
-    fn handle(
-        &self,
-        client: &Client,
-        events: &[OutboxEvent],
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Handles the batch; `Ok` acknowledges it.
+    fn handle(&self, events: &[OutboxEvent]) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// The loop every outbox reader runs: open the named cursor (standing by
@@ -319,7 +302,7 @@ pub async fn consume(
         return Ok(());
     };
     while let Some(events) = cursor.next_batch(limit, wake, poll, &mut shutdown).await? {
-        handler.handle(cursor.client(), &events).await?;
+        handler.handle(&events).await?;
         if let Some(last) = events.last() {
             cursor.advance(last).await?;
         }

@@ -4,11 +4,11 @@
 //! The reader's advisory lock keeps one relay active across replicas.
 
 use tokio::sync::{Notify, watch};
-use tokio_postgres::Client;
 
-use super::dispatch::{DispatchConfig, backoff};
+use super::dispatch::DispatchConfig;
 use super::event::OutboxEvent;
 use super::outbox::{self, BatchHandler};
+use super::reconnect::reconnecting;
 use super::wake;
 use spinmesh_config::database::Database;
 use spinmesh_host::outbox_writes::OutboxWrites;
@@ -49,21 +49,12 @@ impl OutboxRelay {
             &self.config,
             &shutdown,
         );
-        let mut failures = 0;
-        while !*shutdown.borrow() {
-            let round = async {
-                let publisher = connect().await?;
-                self.relay(&publisher, &wake, shutdown.clone()).await
-            };
-            match round.await {
-                Ok(()) => break,
-                Err(err) => {
-                    failures += 1;
-                    tracing::warn!(relay = %self.name, error = %format!("{err:#}"), "relay interrupted; retrying");
-                    tokio::time::sleep(backoff(&self.config, failures.min(6))).await;
-                }
-            }
-        }
+        let what = format!("outbox relay {}", self.name);
+        reconnecting(&what, &self.config, &shutdown, || async {
+            let publisher = connect().await?;
+            self.relay(&publisher, &wake, shutdown.clone()).await
+        })
+        .await;
         drop(waking);
     }
 
@@ -91,7 +82,7 @@ impl OutboxRelay {
 struct PublishBatches<'a, P>(&'a P);
 
 impl<P: Publish> BatchHandler for PublishBatches<'_, P> {
-    async fn handle(&self, _client: &Client, events: &[OutboxEvent]) -> anyhow::Result<()> {
+    async fn handle(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
         self.0.publish(events).await
     }
 }

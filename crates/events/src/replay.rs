@@ -15,11 +15,15 @@
 //! posts function's author profiles) takes whatever it is missing, which is
 //! how a wiped or new projection is rebuilt.
 
+use std::sync::Arc;
+
 use super::dispatch::DispatchConfig;
-use super::embedded::EmbeddedDispatcher;
+use super::embedded::Batches;
 use super::event::Signer;
 use super::invoke::Invoker;
 use super::outbox::OutboxScan;
+use super::pipeline::Delivery;
+use super::sink;
 use super::subscription::Subscription;
 use spinmesh_config::database::Database;
 
@@ -60,29 +64,32 @@ pub async fn run(
 ) -> anyhow::Result<ReplayReport> {
     let mut scan = OutboxScan::open(&database).await?;
     let limit = config.batch_size;
-    let dispatcher = EmbeddedDispatcher {
-        database,
-        subscriptions: vec![subscription.clone()],
-        invoker,
-        signer,
+    let sink = sink::build(&subscription, &invoker, &signer, config.delivery_timeout).await?;
+    let delivery = Arc::new(Delivery {
+        subscription: subscription.clone(),
+        sink,
         config,
-        // Replays read a fixed scan, not the live outbox.
-        local_writes: None,
-    };
+    });
+    let batches = Batches::new(&delivery, &database);
     let mut report = ReplayReport::default();
-    loop {
-        let page = scan.next_page(limit).await?;
+    let result = loop {
+        let page = match scan.next_page(limit).await {
+            Ok(page) => page,
+            Err(err) => break Err(err),
+        };
         if page.is_empty() {
-            return Ok(report);
+            break Ok(report);
         }
         report.read += page.len() as u64;
         report.wanted += page
             .iter()
             .filter(|e| subscription.wants(&e.event_type))
             .count() as u64;
-        let dead = dispatcher
-            .deliver_batch(scan.client(), &subscription, &page)
-            .await?;
-        report.dead_lettered += dead as u64;
-    }
+        match batches.deliver(&page).await {
+            Ok(settled) => report.dead_lettered += settled.dead_lettered as u64,
+            Err(err) => break Err(err),
+        }
+    };
+    batches.close().await;
+    result
 }

@@ -24,8 +24,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_postgres::AsyncMessage;
 
-use super::dispatch::{DispatchConfig, backoff};
+use super::dispatch::DispatchConfig;
 use super::outbox::{AbortOnDrop, OUTBOX_CHANNEL};
+use super::reconnect::reconnecting;
 use spinmesh_config::database::Database;
 use spinmesh_host::outbox_writes::OutboxWrites;
 
@@ -106,7 +107,13 @@ async fn listen(
             }
         }
     };
-    reconnecting("outbox listener", &config, &shutdown, round).await;
+    reconnecting(
+        "outbox listener (readers poll meanwhile)",
+        &config,
+        &shutdown,
+        round,
+    )
+    .await;
 }
 
 /// Sends one NOTIFY (payload `me`) per [`ANNOUNCE_WINDOW`] at most while
@@ -137,33 +144,4 @@ async fn announce(
         }
     };
     reconnecting("outbox announcer", &config, &shutdown, round).await;
-}
-
-/// Runs `round` until it returns `Ok` or `shutdown` turns true; after an
-/// error, logs it and waits a backoff that grows with consecutive
-/// failures (reset by a round that ran at least a minute).
-async fn reconnecting<F, Fut>(
-    what: &str,
-    config: &DispatchConfig,
-    shutdown: &watch::Receiver<bool>,
-    mut round: F,
-) where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    let mut failures = 0;
-    while !*shutdown.borrow() {
-        let started = std::time::Instant::now();
-        match round().await {
-            Ok(()) => return,
-            Err(err) => {
-                if started.elapsed() > Duration::from_secs(60) {
-                    failures = 0;
-                }
-                failures += 1;
-                tracing::warn!(error = %format!("{err:#}"), "{what} lost its connection; readers poll meanwhile");
-                tokio::time::sleep(backoff(config, failures.min(6))).await;
-            }
-        }
-    }
 }

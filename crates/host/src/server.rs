@@ -1,4 +1,6 @@
-//! The HTTP listener: accepts connections and hands each request to the host.
+//! The HTTP listener: accepts connections and hands each request to the
+//! host, and stops gracefully: no new connections, in-flight requests
+//! answered, idle keep-alive connections closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +10,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::Host;
 
@@ -37,14 +41,19 @@ impl Server {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Accepts connections until `shutdown` completes; in-flight
-    /// connections finish on their own tasks.
+    /// Accepts connections until `stop` is cancelled, each on a task of
+    /// `connections`. Once stopped, every connection finishes the request
+    /// it is serving and closes; [`TaskTracker::wait`] (after
+    /// [`TaskTracker::close`]) tells when they all have.
     ///
     /// # Errors
     /// Only if the listener itself fails.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        stop: CancellationToken,
+        connections: TaskTracker,
+    ) -> anyhow::Result<()> {
         let listen = self.local_addr()?;
-        tokio::pin!(shutdown);
         loop {
             let (stream, client) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -56,23 +65,32 @@ impl Server {
                         continue;
                     }
                 },
-                () = &mut shutdown => return Ok(()),
+                () = stop.cancelled() => return Ok(()),
             };
             let _ = stream.set_nodelay(true);
             let host = self.host.clone();
-            tokio::spawn(async move {
+            let stop = stop.clone();
+            connections.spawn(async move {
                 let service = service_fn(move |req| {
                     let host = host.clone();
                     async move {
                         Ok::<_, std::convert::Infallible>(host.handle(req, client, listen).await)
                     }
                 });
-                if let Err(err) = http1::Builder::new()
+                let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(std::time::Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                let ended = tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    () = stop.cancelled() => {
+                        // Finish the request in flight (if any), then close.
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(err) = ended {
                     tracing::debug!(error = %err, %client, "connection ended with an error");
                 }
             });

@@ -123,8 +123,9 @@ fn postgres(req: &Request) -> Response {
 /// A controllable event subscriber for the dispatcher's tests. Every
 /// attempt is recorded in `probe_attempts` (which the test creates) with
 /// its outcome; `data.behavior` picks the answer: `fail-twice` (503 on the
-/// first two attempts), `fail-always` (503), `reject` (400), `slow` (sleeps
-/// 50 ms), else 200.
+/// first two attempts), `fail-always` (503), `reject` (400),
+/// `reject-until-fixed` (400 until the test writes a row to `probe_fixes`),
+/// `slow` (sleeps 50 ms), else 200.
 fn subscriber(req: &Request) -> Response {
     let header = |name: &str| {
         req.header(name)
@@ -150,7 +151,14 @@ fn subscriber(req: &Request) -> Response {
                 Some(pg4::DbValue::Int64(n)) => *n,
                 _ => 0,
             };
+            let fixed = || -> Result<bool, String> {
+                let rows = conn
+                    .query("SELECT count(*) FROM probe_fixes", &[])
+                    .map_err(|e| format!("{e:?}"))?;
+                Ok(matches!(rows.rows.first().and_then(|r| r.first()), Some(pg4::DbValue::Int64(n)) if *n > 0))
+            };
             let outcome = match behavior.as_str() {
+                "reject-until-fixed" if !fixed()? => "rejected",
                 "fail-twice" if prior < 2 => "failed",
                 "fail-always" => "failed",
                 "reject" => "rejected",

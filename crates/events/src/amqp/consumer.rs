@@ -1,72 +1,66 @@
-//! One subscription's consumer: its durable queue, `prefetch` deliveries in
-//! flight, events of one subject handled in order (a lane per hash of the
-//! subject), acknowledged only after the function answered 2xx or the
-//! event was dead-lettered with a confirmed publish.
+//! One subscription's RabbitMQ source: its durable queue, `prefetch`
+//! deliveries in flight, handed to the shared delivery stage
+//! ([`crate::pipeline`]) under the event's subject, so one subject's
+//! events are delivered in order. A delivery is acknowledged only after
+//! the sink took it or it was dead-lettered with a confirmed publish to the
+//! dead-letter exchange.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use futures::StreamExt;
-use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use lapin::message::Delivery as AmqpDelivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::AmqpConfig;
-use super::publisher::{confirming_channel, properties, publish_confirmed};
+use super::publisher::{confirming_channel, publish_confirmed, with_headers};
 use super::topology;
-use crate::dispatch::{DispatchConfig, Final, backoff, deliver_all};
-use crate::event::{OutboxEvent, Signer};
-use crate::invoke::Invoker;
-use crate::lanes::Lanes;
-use crate::subscription::Subscription;
+use crate::dead_letters;
+use crate::dispatch::DeadLetter;
+use crate::event::{Binding, OutboxEvent};
+use crate::pipeline::{Delivery, Received};
+use crate::reconnect::reconnecting;
 use spinmesh_config::redact::redact;
-use spinmesh_delivery::header as ce;
 
 /// Consumes one subscription's queue.
 pub struct AmqpConsumer {
     /// RabbitMQ settings.
     pub amqp: AmqpConfig,
-    /// What to consume.
-    pub subscription: Subscription,
-    /// Where to deliver.
-    pub invoker: Invoker,
-    /// Signs deliveries.
-    pub signer: Signer,
-    /// Retry policy and lane count (`concurrency`).
-    pub config: DispatchConfig,
+    /// The subscription's delivery stage.
+    pub delivery: Arc<Delivery>,
 }
 
 impl AmqpConsumer {
     /// Consumes until `shutdown`, reconnecting with backoff. Unacknowledged
     /// deliveries of a lost connection return to the queue by themselves.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let me = Arc::new(self);
-        let mut failures = 0;
-        while !*shutdown.borrow() {
-            match me.clone().consume(shutdown.clone()).await {
-                Ok(()) => return,
-                Err(err) => {
-                    failures += 1;
-                    tracing::warn!(subscription = %me.subscription.name, error = %format!("{err:#}"), "AMQP consumer interrupted; reconnecting");
-                    tokio::time::sleep(backoff(&me.config, failures.min(6))).await;
-                }
-            }
-        }
+        let what = format!("AMQP consumer {}", self.delivery.subscription.name);
+        reconnecting(&what, &self.delivery.config.clone(), &shutdown, || {
+            self.consume(shutdown.clone())
+        })
+        .await;
     }
 
-    async fn consume(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    async fn consume(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let subscription = &self.delivery.subscription;
         let connection = Connection::connect(&self.amqp.url, ConnectionProperties::default())
             .await
             .with_context(|| format!("connecting to {}", redact(&self.amqp.url)))?;
         let channel = connection.create_channel().await?;
-        topology::declare_subscription(&channel, &self.amqp, &self.subscription).await?;
+        topology::declare_subscription(&channel, &self.amqp, subscription).await?;
         channel
             .basic_qos(self.amqp.prefetch, BasicQosOptions::default())
             .await?;
-        let dead_letters = Arc::new(confirming_channel(&connection).await?);
-        let queue = self.amqp.queue(&self.subscription.name);
+        let dead_letters = Arc::new(DeadLetterExchange {
+            channel: confirming_channel(&connection).await?,
+            exchange: self.amqp.dead_letter_exchange.clone(),
+        });
+        let queue = self.amqp.queue(&subscription.name);
         let mut deliveries = channel
             .basic_consume(
                 queue.as_str().into(),
@@ -75,25 +69,21 @@ impl AmqpConsumer {
                 FieldTable::default(),
             )
             .await?;
-
-        let lanes = {
-            let (me, dead_letters) = (self.clone(), dead_letters.clone());
-            Lanes::spawn(
-                self.subscription.lanes(self.config.concurrency),
-                usize::from(self.amqp.prefetch),
-                self.subscription.batch,
-                move |deliveries: Vec<Delivery>| {
-                    let (me, dead_letters) = (me.clone(), dead_letters.clone());
-                    async move { me.handle(deliveries, &dead_letters).await }
-                },
-            )
-        };
+        let round = CancellationToken::new();
+        let lanes = self
+            .delivery
+            .lanes(usize::from(self.amqp.prefetch), round.clone());
         let result = loop {
             tokio::select! {
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
-                        let subject = header(&delivery, ce::SUBJECT).unwrap_or_default().to_owned();
-                        if let Err(e) = lanes.send(&subject, delivery).await {
+                        let subject = header(&delivery, Binding::AMQP.subject).unwrap_or_default().to_owned();
+                        let item = Message {
+                            event: to_event(&delivery),
+                            delivery,
+                            dead_letters: dead_letters.clone(),
+                        };
+                        if let Err(e) = lanes.send(&subject, item).await {
                             break Err(e.into());
                         }
                     }
@@ -103,111 +93,76 @@ impl AmqpConsumer {
                 _ = shutdown.changed() => break Ok(()),
             }
         };
+        round.cancel();
         lanes.close().await;
         let _ = channel.close(200, "bridge stopping".into()).await;
         let _ = connection.close(200, "bridge stopping".into()).await;
         result
     }
+}
 
-    /// Delivers what a lane handed over (in order, batched when the
-    /// subscription allows) and settles each delivery with the broker.
-    async fn handle(&self, deliveries: Vec<Delivery>, dead_letters: &Channel) {
-        let mut wanted = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            let settled = match to_event(&delivery) {
-                // Not one of ours: nothing can ever deliver it.
-                None => {
-                    tracing::error!(
-                        "dropping a message without CloudEvent headers to the dead letters"
-                    );
-                    delivery
-                        .nack(BasicNackOptions {
-                            requeue: false,
-                            ..BasicNackOptions::default()
-                        })
-                        .await
-                        .map(drop)
-                }
-                Some(event) if !self.subscription.wants(&event.event_type) => {
-                    delivery.ack(BasicAckOptions::default()).await.map(drop)
-                }
-                Some(event) => {
-                    wanted.push((delivery, event));
-                    Ok(())
-                }
-            };
-            if let Err(err) = settled {
-                tracing::error!(error = %err, "settling an AMQP delivery failed");
-            }
-        }
-        let events: Vec<OutboxEvent> = wanted.iter().map(|(_, e)| e.clone()).collect();
-        let finals = deliver_all(
-            &self.invoker,
-            &self.subscription,
-            &events,
-            &self.signer,
-            &self.config,
-        )
-        .await;
-        for ((delivery, event), outcome) in wanted.into_iter().zip(finals) {
-            if let Err(err) = self.settle(delivery, &event, outcome, dead_letters).await {
-                tracing::error!(error = %format!("{err:#}"), "settling an AMQP delivery failed");
-            }
-        }
+/// The dead-letter exchange, through a confirming channel.
+struct DeadLetterExchange {
+    channel: Channel,
+    exchange: String,
+}
+
+/// A delivery from the queue.
+struct Message {
+    delivery: AmqpDelivery,
+    event: Option<OutboxEvent>,
+    dead_letters: Arc<DeadLetterExchange>,
+}
+
+impl Received for Message {
+    fn event(&self) -> Option<&OutboxEvent> {
+        self.event.as_ref()
     }
 
-    /// Acks a delivered event; dead-letters a dead one with a confirmed
-    /// publish before acking, or requeues it when that publish fails.
-    async fn settle(
-        &self,
-        delivery: Delivery,
-        event: &OutboxEvent,
-        outcome: Final,
-        dead_letters: &Channel,
-    ) -> anyhow::Result<()> {
-        match outcome {
-            Final::Delivered { .. } => {
-                delivery.ack(BasicAckOptions::default()).await?;
-            }
-            outcome @ Final::DeadLetter { .. } => {
-                tracing::error!(subscription = %self.subscription.name, event = %event.id, ?outcome, "dead-lettering event");
-                let extra = outcome.dead_letter_headers(&self.subscription.name);
-                let published = publish_confirmed(
-                    dead_letters,
-                    &self.amqp.dead_letter_exchange,
-                    [(
-                        self.subscription.name.clone(),
-                        delivery.data.clone(),
-                        properties(event, &extra),
-                    )],
-                )
-                .await;
-                match published {
-                    Ok(()) => {
-                        delivery.ack(BasicAckOptions::default()).await?;
-                    }
-                    Err(err) => {
-                        // Nothing is acknowledged: the event comes back.
-                        tracing::error!(error = %format!("{err:#}"), "dead-letter publish failed; requeueing");
-                        tokio::time::sleep(backoff(&self.config, 3)).await;
-                        delivery
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                ..BasicNackOptions::default()
-                            })
-                            .await?;
-                    }
-                }
+    /// Publishes the message as it came, its headers plus why it died, to
+    /// the dead-letter exchange (routing key: the subscription, whose
+    /// dead-letter queue is bound to it), and waits for the confirm.
+    fn dead_letter<'a>(
+        &'a self,
+        subscription: &'a str,
+        why: &'a DeadLetter,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        let properties = with_headers(
+            self.delivery.properties.clone(),
+            &dead_letters::broker_headers(subscription, why, None),
+        );
+        let message = (
+            subscription.to_string(),
+            self.delivery.data.clone(),
+            properties,
+        );
+        async move {
+            publish_confirmed(
+                &self.dead_letters.channel,
+                &self.dead_letters.exchange,
+                [message],
+            )
+            .await
+        }
+        .boxed()
+    }
+
+    fn ack(self, _dead_lettered: bool) -> BoxFuture<'static, ()> {
+        async move {
+            if let Err(err) = self.delivery.ack(BasicAckOptions::default()).await {
+                // The channel is gone: the broker requeues the delivery,
+                // and the sink absorbs the redelivery.
+                tracing::warn!(error = %err, "acknowledging an AMQP delivery failed");
             }
         }
-        Ok(())
+        .boxed()
     }
 }
 
 /// A header's text, whichever AMQP string type carries it (publishers use
 /// either), or `None` when it is absent or not text. The one reading of
 /// headers in this consumer: for the ordering key and for the event alike.
-fn header<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a str> {
+fn header<'a>(delivery: &'a AmqpDelivery, name: &str) -> Option<&'a str> {
     match delivery.properties.headers().as_ref()?.inner().get(name)? {
         AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
         AMQPValue::ShortString(s) => Some(s.as_str()),
@@ -216,6 +171,10 @@ fn header<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a str> {
 }
 
 /// Rebuilds the event from its AMQP form (see `publisher::properties`).
-fn to_event(delivery: &Delivery) -> Option<OutboxEvent> {
-    OutboxEvent::from_broker(|name| header(delivery, name), &delivery.data)
+fn to_event(delivery: &AmqpDelivery) -> Option<OutboxEvent> {
+    OutboxEvent::from_broker(
+        &Binding::AMQP,
+        |name| header(delivery, name),
+        &delivery.data,
+    )
 }

@@ -5,7 +5,7 @@
 
 mod config;
 mod consumer;
-mod publisher;
+pub(crate) mod publisher;
 pub mod topology;
 
 pub use config::AmqpConfig;

@@ -3,12 +3,12 @@
 
 use anyhow::{Context, bail};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 use super::AmqpConfig;
 use super::topology;
-use crate::event::OutboxEvent;
+use crate::event::{Binding, OutboxEvent};
 use crate::relay::Publish;
 use crate::subscription::Subscription;
 use spinmesh_config::redact::redact;
@@ -61,21 +61,27 @@ pub async fn confirming_channel(connection: &Connection) -> anyhow::Result<Chann
     Ok(channel)
 }
 
-/// The AMQP form of an event: CloudEvent attributes as headers (the same
-/// names as the HTTP binary mode), the event id as message id, persistent.
-pub fn properties(event: &OutboxEvent, extra: &[(&str, String)]) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    for (name, value) in event.broker_headers() {
-        headers.insert(name.into(), AMQPValue::LongString(value.into()));
+/// The AMQP form of an event: the CloudEvents AMQP binding in binary mode
+/// (`cloudEvents:`-prefixed headers, the data as the body, its content
+/// type as the message's), the event id as message id, persistent.
+pub fn properties(event: &OutboxEvent) -> BasicProperties {
+    let headers: Vec<(&str, String)> = event.broker_headers(&Binding::AMQP);
+    with_headers(
+        BasicProperties::default()
+            .with_message_id(event.id.to_string().into())
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2),
+        &headers,
+    )
+}
+
+/// `properties` with `headers` added to (or replacing) its headers.
+pub fn with_headers(properties: BasicProperties, headers: &[(&str, String)]) -> BasicProperties {
+    let mut table = properties.headers().clone().unwrap_or_default();
+    for (name, value) in headers {
+        table.insert((*name).into(), AMQPValue::LongString(value.clone().into()));
     }
-    for (name, value) in extra {
-        headers.insert((*name).into(), AMQPValue::LongString(value.clone().into()));
-    }
-    BasicProperties::default()
-        .with_message_id(event.id.to_string().into())
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_headers(headers)
+    properties.with_headers(table)
 }
 
 /// Publishes each message, then waits for every confirm.
@@ -118,7 +124,7 @@ impl Publish for AmqpPublisher {
                 (
                     e.event_type.clone(),
                     e.data.clone().into_bytes(),
-                    properties(e, &[]),
+                    properties(e),
                 )
             })
             .collect();

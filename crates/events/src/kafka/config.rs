@@ -56,7 +56,7 @@ impl KafkaConfig {
     }
 
     /// Settings every client shares.
-    pub(super) fn client(&self) -> ClientConfig {
+    pub(crate) fn client(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", "spinmesh-bridge")

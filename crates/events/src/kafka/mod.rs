@@ -6,8 +6,8 @@
 mod config;
 mod consumer;
 mod offsets;
-mod publisher;
-mod topics;
+pub(crate) mod publisher;
+pub(crate) mod topics;
 
 pub use config::KafkaConfig;
 pub use consumer::KafkaConsumer;

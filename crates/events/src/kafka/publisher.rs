@@ -11,7 +11,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use super::{KafkaConfig, Topics};
-use crate::event::OutboxEvent;
+use crate::event::{Binding, OutboxEvent};
 use crate::relay::Publish;
 
 /// The relay's producer.
@@ -120,8 +120,10 @@ impl Publish for KafkaPublisher {
         for topic in topics.iter().collect::<BTreeSet<_>>() {
             self.topics.ensure(topic).await?;
         }
-        let attributes: Vec<Vec<(&'static str, String)>> =
-            events.iter().map(OutboxEvent::broker_headers).collect();
+        let attributes: Vec<Vec<(&'static str, String)>> = events
+            .iter()
+            .map(|e| e.broker_headers(&Binding::KAFKA))
+            .collect();
         let messages = events
             .iter()
             .zip(&topics)

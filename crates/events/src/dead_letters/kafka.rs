@@ -1,0 +1,236 @@
+//! Kafka's dead letters: the `<topic>.dlq` topics under the bridge's
+//! prefix, read from the offsets a `dead-letters` consumer group
+//! committed to their current ends. A topic is append-only, so a redrive
+//! moves past everything it read: removed entries are gone, entries put
+//! back and entries left alone are written again at the end, then the
+//! group's offsets are committed. Listing commits nothing.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Entry, Store, broker_headers, from_headers};
+use crate::dispatch::DeadLetter;
+use crate::event::{Binding, OutboxEvent};
+use crate::kafka::KafkaConfig;
+use crate::kafka::publisher::{Outgoing, headers, producer, send_all};
+use crate::kafka::topics::DLQ_SUFFIX;
+
+/// How long reading the dead-letter topics may take.
+const READ_LIMIT: Duration = Duration::from_secs(30);
+
+/// What happened to a message taken from a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Kept,
+    Removed,
+    PutBack,
+}
+
+/// Where each dead-letter partition ended when it was read.
+type Ends = HashMap<(String, i32), i64>;
+
+/// The dead-letter topics of one Kafka set-up.
+pub struct KafkaStore {
+    config: KafkaConfig,
+    producer: FutureProducer,
+    taken: Vec<(OwnedMessage, Fate)>,
+    ends: Ends,
+}
+
+impl KafkaStore {
+    /// Sets up the clients (nothing is contacted yet).
+    ///
+    /// # Errors
+    /// When the configuration is refused.
+    pub fn connect(config: &KafkaConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            config: config.clone(),
+            producer: producer(config)?,
+            taken: Vec::new(),
+            ends: HashMap::new(),
+        })
+    }
+
+    fn consumer(config: &KafkaConfig) -> anyhow::Result<BaseConsumer> {
+        let mut c = config.client();
+        c.set("group.id", config.group("dead-letters"))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false");
+        c.create().context("configuring the dead-letter reader")
+    }
+
+    /// Every message between the group's committed offsets and the
+    /// topics' ends, and those ends.
+    fn read(config: &KafkaConfig) -> anyhow::Result<(Vec<OwnedMessage>, Ends)> {
+        let consumer = Self::consumer(config)?;
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .context("reading the cluster's topics")?;
+        let mut ends = HashMap::new();
+        let mut assignment = TopicPartitionList::new();
+        for topic in metadata.topics() {
+            let name = topic.name();
+            if !name.starts_with(&config.topic_prefix) || !name.ends_with(DLQ_SUFFIX) {
+                continue;
+            }
+            for partition in topic.partitions() {
+                let (low, high) = consumer
+                    .fetch_watermarks(name, partition.id(), Duration::from_secs(10))
+                    .with_context(|| format!("reading the end of {name}"))?;
+                let mut wanted = TopicPartitionList::new();
+                wanted.add_partition(name, partition.id());
+                let committed = consumer
+                    .committed_offsets(wanted, Duration::from_secs(10))
+                    .ok()
+                    .and_then(|c| match c.find_partition(name, partition.id())?.offset() {
+                        Offset::Offset(n) => Some(n),
+                        _ => None,
+                    });
+                let start = committed.unwrap_or(low).max(low);
+                ends.insert((name.to_string(), partition.id()), high);
+                if start < high {
+                    assignment.add_partition_offset(name, partition.id(), Offset::Offset(start))?;
+                }
+            }
+        }
+        let mut messages = Vec::new();
+        if assignment.count() == 0 {
+            return Ok((messages, ends));
+        }
+        consumer.assign(&assignment)?;
+        let mut remaining: HashMap<(String, i32), i64> = assignment
+            .elements()
+            .iter()
+            .map(|e| {
+                let key = (e.topic().to_string(), e.partition());
+                let end = ends[&key];
+                (key, end)
+            })
+            .collect();
+        let deadline = Instant::now() + READ_LIMIT;
+        while !remaining.is_empty() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the dead-letter topics could not be read to their ends within {READ_LIMIT:?}"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = message.context("reading a dead-letter topic")?.detach();
+            let key = (message.topic().to_string(), message.partition());
+            if let Some(&end) = remaining.get(&key) {
+                // A partition's messages come in offset order: done with
+                // it once its end is reached.
+                if message.offset() + 1 >= end {
+                    remaining.remove(&key);
+                }
+                if message.offset() < end {
+                    messages.push(message);
+                }
+            }
+        }
+        Ok((messages, ends))
+    }
+
+    async fn write(
+        &self,
+        message: &OwnedMessage,
+        extra: &[(&'static str, String)],
+    ) -> anyhow::Result<()> {
+        let replaced: Vec<&str> = extra.iter().map(|(k, _)| *k).collect();
+        let original = message.headers().into_iter().flat_map(|hs| {
+            hs.iter()
+                .filter(|h| !replaced.contains(&h.key))
+                .map(|h| (h.key, h.value.unwrap_or_default()))
+        });
+        let pairs = original.chain(extra.iter().map(|(k, v)| (*k, v.as_bytes())));
+        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        let outgoing = Outgoing {
+            topic: message.topic(),
+            key: &key,
+            payload: message.payload().unwrap_or_default(),
+            headers: headers(pairs),
+        };
+        send_all(&self.producer, vec![outgoing]).await
+    }
+}
+
+fn header<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
+    message.headers().and_then(|hs| {
+        hs.iter()
+            .find(|h| h.key == name)
+            .and_then(|h| std::str::from_utf8(h.value?).ok())
+    })
+}
+
+impl Store for KafkaStore {
+    async fn take(&mut self, subscriptions: &[String]) -> anyhow::Result<Vec<Entry>> {
+        let config = self.config.clone();
+        let (messages, ends) = tokio::task::spawn_blocking(move || Self::read(&config))
+            .await
+            .context("the dead-letter reader panicked")??;
+        self.ends = ends;
+        let mut entries = Vec::new();
+        for (place, message) in messages.iter().enumerate() {
+            let event = OutboxEvent::from_broker(
+                &Binding::KAFKA,
+                |name| header(message, name),
+                message.payload().unwrap_or_default(),
+            );
+            let entry = from_headers(|name| header(message, name), event, place);
+            if subscriptions.contains(&entry.subscription) {
+                entries.push(entry);
+            }
+        }
+        self.taken = messages.into_iter().map(|m| (m, Fate::Kept)).collect();
+        Ok(entries)
+    }
+
+    async fn remove(&mut self, entry: &Entry) -> anyhow::Result<()> {
+        self.taken[entry.place].1 = Fate::Removed;
+        Ok(())
+    }
+
+    async fn put_back(&mut self, entry: &Entry, why: &DeadLetter) -> anyhow::Result<()> {
+        let headers = broker_headers(&entry.subscription, why, entry.first_failed.as_deref());
+        self.write(&self.taken[entry.place].0, &headers).await?;
+        self.taken[entry.place].1 = Fate::PutBack;
+        Ok(())
+    }
+
+    async fn keep(&mut self, _entry: &Entry) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    async fn finish(self) -> anyhow::Result<()> {
+        if self.taken.iter().all(|(_, fate)| *fate == Fate::Kept) {
+            // Nothing changed (a listing): commit nothing.
+            return Ok(());
+        }
+        for (message, fate) in &self.taken {
+            if *fate == Fate::Kept {
+                self.write(message, &[]).await?;
+            }
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), end) in &self.ends {
+            offsets.add_partition_offset(topic, *partition, Offset::Offset(*end))?;
+        }
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || {
+            let consumer = Self::consumer(&config)?;
+            consumer
+                .commit(&offsets, CommitMode::Sync)
+                .context("committing the dead-letter topics' offsets")
+        })
+        .await
+        .context("the dead-letter committer panicked")?
+    }
+}

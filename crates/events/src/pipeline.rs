@@ -1,0 +1,144 @@
+//! The stage between a source and a sink, shared by every source: ordered
+//! lanes by key, the delivery policy, dead letters, and acknowledgement.
+//!
+//! A source reads events (with whatever its broker needs to settle them)
+//! as [`Received`] items and hands each to [`Delivery::lanes`] under its
+//! ordering key (the subject, or the Kafka message key, which is the
+//! same). Each lane delivers what queued on it, in order, through
+//! [`dispatch::deliver_all`], then settles each item in order:
+//!
+//! - delivered, or not wanted by the subscription → acknowledged;
+//! - dead → written to the source's dead letters, then acknowledged.
+//!
+//! **When a dead-letter write fails** (the same policy in every
+//! transport): nothing is acknowledged; the write is retried with backoff,
+//! holding the lane, so the key's later events wait behind it and keep
+//! their order. If the round ends first (shutdown, or the source lost its
+//! connection), the item and everything after it in the lane stay
+//! unacknowledged, and the source hands them out again later.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::{self, DeadLetter, DispatchConfig, Final, backoff};
+use crate::event::OutboxEvent;
+use crate::lanes::Lanes;
+use crate::sink::Sink;
+use crate::subscription::Subscription;
+
+/// An event as a source read it, with the means to settle it there.
+pub trait Received: Send + Sync + 'static {
+    /// The event, or `None` when the message is not a CloudEvent the
+    /// bridge can read (it goes straight to the dead letters).
+    fn event(&self) -> Option<&OutboxEvent>;
+
+    /// Stores the message in the source's dead letters with `why`:
+    /// `bridge_dead_letters` for the outbox, the subscription's
+    /// dead-letter queue for RabbitMQ, `<topic>.dlq` for Kafka. Returns
+    /// once the store confirmed it.
+    fn dead_letter<'a>(
+        &'a self,
+        subscription: &'a str,
+        why: &'a DeadLetter,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Tells the source it is done with (delivered, filtered out, or
+    /// dead-lettered when `dead_lettered`): it is never handed out again.
+    fn ack(self, dead_lettered: bool) -> BoxFuture<'static, ()>;
+}
+
+/// One subscription's delivery stage.
+pub struct Delivery {
+    /// What is delivered where.
+    pub subscription: Subscription,
+    /// Where events go.
+    pub sink: Arc<dyn Sink>,
+    /// Retry, backoff and lane settings.
+    pub config: DispatchConfig,
+}
+
+impl Delivery {
+    /// Ordered lanes feeding this stage for one round of a source: queues
+    /// of `depth` items, as many lanes as the subscription's batching
+    /// allows (see [`Subscription::lanes`]). `round` ends dead-letter
+    /// retries when the round is over; [`Lanes::close`] then returns.
+    pub fn lanes<R: Received>(
+        self: &Arc<Self>,
+        depth: usize,
+        round: CancellationToken,
+    ) -> Lanes<R> {
+        let me = self.clone();
+        Lanes::spawn(
+            self.subscription.lanes(self.config.concurrency),
+            depth,
+            self.subscription.batch,
+            move |items: Vec<R>| {
+                let (me, round) = (me.clone(), round.clone());
+                async move { me.handle(items, &round).await }
+            },
+        )
+    }
+
+    /// Delivers what a lane handed over, then settles each item in order.
+    pub async fn handle<R: Received>(&self, items: Vec<R>, round: &CancellationToken) {
+        let sub = &self.subscription;
+        let events: Vec<OutboxEvent> = items
+            .iter()
+            .filter_map(|item| item.event().filter(|e| sub.wants(&e.event_type)).cloned())
+            .collect();
+        let mut finals = dispatch::deliver_all(self.sink.as_ref(), sub, &events, &self.config)
+            .await
+            .into_iter();
+        for item in items {
+            let dead = match item.event() {
+                None => Some(DeadLetter::unreadable()),
+                Some(event) if !sub.wants(&event.event_type) => None,
+                Some(_) => match finals.next() {
+                    Some(Final::DeadLetter(dead)) => Some(dead),
+                    _ => None,
+                },
+            };
+            let dead_lettered = dead.is_some();
+            if let Some(why) = dead {
+                if let Some(event) = item.event() {
+                    tracing::error!(subscription = %sub.name, event = %event.id, attempts = why.attempts, status = ?why.status, error = %why.error, "dead-lettering event");
+                } else {
+                    tracing::error!(subscription = %sub.name, "a message without CloudEvent attributes goes to the dead letters");
+                }
+                if !self.store_dead_letter(&item, &why, round).await {
+                    // The round ended first: this item and the rest of the
+                    // lane stay unacknowledged and come back.
+                    return;
+                }
+            }
+            item.ack(dead_lettered).await;
+        }
+    }
+
+    /// Writes the dead letter, retrying with backoff until it is stored
+    /// (`true`) or the round ends (`false`).
+    async fn store_dead_letter<R: Received>(
+        &self,
+        item: &R,
+        why: &DeadLetter,
+        round: &CancellationToken,
+    ) -> bool {
+        let mut failures = 0;
+        loop {
+            match item.dead_letter(&self.subscription.name, why).await {
+                Ok(()) => return true,
+                Err(err) => {
+                    failures += 1;
+                    let wait = backoff(&self.config, failures.min(6));
+                    tracing::error!(subscription = %self.subscription.name, error = %format!("{err:#}"), retry_in_ms = wait.as_millis() as u64, "dead-letter write failed; nothing acknowledged, retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = round.cancelled() => return false,
+                    }
+                }
+            }
+        }
+    }
+}
