@@ -105,21 +105,12 @@ impl MongoSink {
         })
     }
 
-    /// Indexes for the usual questions: an aggregate's history by subject
-    /// and time, and events of a type by time.
+    /// Creates [`indexes`] once.
     async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
         if self.indexed.load(Ordering::Acquire) {
             return Ok(());
         }
-        let indexes = [
-            IndexModel::builder()
-                .keys(doc! { "subject": 1, "time": 1 })
-                .build(),
-            IndexModel::builder()
-                .keys(doc! { "type": 1, "time": 1 })
-                .build(),
-        ];
-        self.collection.create_indexes(indexes).await?;
+        self.collection.create_indexes(indexes()).await?;
         self.indexed.store(true, Ordering::Release);
         Ok(())
     }
@@ -153,6 +144,19 @@ impl Sink for MongoSink {
     fn deliver<'a>(&'a self, events: &'a [OutboxEvent]) -> BoxFuture<'a, Attempt> {
         self.store(events).boxed()
     }
+}
+
+/// The indexes a tracking collection gets: an aggregate's history by
+/// subject and time, and events of a type by time.
+pub fn indexes() -> [IndexModel; 2] {
+    [
+        IndexModel::builder()
+            .keys(doc! { "subject": 1, "time": 1 })
+            .build(),
+        IndexModel::builder()
+            .keys(doc! { "type": 1, "time": 1 })
+            .build(),
+    ]
 }
 
 /// What a failed `insert_many` means for the events: duplicates only →
