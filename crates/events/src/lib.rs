@@ -142,6 +142,13 @@ pub async fn run(path: EventPath, shutdown: watch::Receiver<bool>) -> anyhow::Re
         Invoker::Embedded(host) => Some(host.outbox_writes()),
         Invoker::Http { .. } => None,
     };
+    // With a broker, the outbox relay publishes what the consumers read.
+    let relay = |name: &str| OutboxRelay {
+        database: database.clone(),
+        name: format!("relay:{name}"),
+        config: config.clone(),
+        local_writes: local_writes.clone(),
+    };
     match broker {
         BrokerConfig::Embedded => {
             let (wake, _waking) = wake::start(&database, local_writes.as_ref(), &config, &shutdown);
@@ -157,40 +164,20 @@ pub async fn run(path: EventPath, shutdown: watch::Receiver<bool>) -> anyhow::Re
         }
         BrokerConfig::Amqp(amqp) => {
             for delivery in stages {
-                let consumer = AmqpConsumer {
-                    amqp: amqp.clone(),
-                    delivery,
-                };
-                tasks.spawn(consumer.run(shutdown.clone()));
+                let amqp = amqp.clone();
+                tasks.spawn(AmqpConsumer { amqp, delivery }.run(shutdown.clone()));
             }
-            let relay = OutboxRelay {
-                database,
-                name: "relay:amqp".to_string(),
-                config,
-                local_writes,
-            };
-            relay
-                .run(|| AmqpPublisher::connect(&amqp, &subscriptions), shutdown)
-                .await;
+            let connect = || AmqpPublisher::connect(&amqp, &subscriptions);
+            relay("amqp").run(connect, shutdown).await;
             tasks.join_all().await;
         }
         BrokerConfig::Kafka(kafka) => {
             for delivery in stages {
-                let consumer = KafkaConsumer {
-                    kafka: kafka.clone(),
-                    delivery,
-                };
-                tasks.spawn(consumer.run(shutdown.clone()));
+                let kafka = kafka.clone();
+                tasks.spawn(KafkaConsumer { kafka, delivery }.run(shutdown.clone()));
             }
-            let relay = OutboxRelay {
-                database,
-                name: "relay:kafka".to_string(),
-                config,
-                local_writes,
-            };
-            relay
-                .run(|| async { KafkaPublisher::connect(&kafka) }, shutdown)
-                .await;
+            let connect = || async { KafkaPublisher::connect(&kafka) };
+            relay("kafka").run(connect, shutdown).await;
             tasks.join_all().await;
         }
     }
