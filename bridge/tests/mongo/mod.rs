@@ -54,6 +54,17 @@ fn start(transport: &Transport, app: &TestApp, subscription: Subscription) -> Ru
     transport.start_subscriptions(app, vec![subscription], invoker, signer, fast())
 }
 
+/// Writes `probe.step` events numbered `seqs`, on ten subjects; returns
+/// their ids.
+async fn emit_steps(db: &tokio_postgres::Client, seqs: std::ops::Range<i64>) -> Vec<uuid::Uuid> {
+    let mut ids = Vec::new();
+    for seq in seqs {
+        let subject = format!("s{}", seq % 10);
+        ids.push(emit(db, &subject, "probe.step", json!({ "seq": seq })).await);
+    }
+    ids
+}
+
 /// Registration and login, through the real auth function, become one
 /// document each: the CloudEvents attributes, `_id` the event id, `time` a
 /// BSON date, `data` a sub-document with its JSON types. Delivered again
@@ -138,31 +149,11 @@ async fn a_server_killed_mid_stream_loses_and_doubles_nothing(transport: Transpo
     subscription.max_attempts = 50;
     let runner = start(&transport, &app, subscription);
     let mut ids = Vec::new();
-    for seq in 0..100 {
-        ids.push(
-            emit(
-                &db,
-                &format!("s{}", seq % 10),
-                "probe.step",
-                json!({ "seq": seq }),
-            )
-            .await,
-        );
-    }
+    ids.extend(emit_steps(&db, 0..100).await);
     tracking.wait_for(100, Duration::from_secs(30)).await;
     server.fsync().await;
     server.kill();
-    for seq in 100..200 {
-        ids.push(
-            emit(
-                &db,
-                &format!("s{}", seq % 10),
-                "probe.step",
-                json!({ "seq": seq }),
-            )
-            .await,
-        );
-    }
+    ids.extend(emit_steps(&db, 100..200).await);
     if let Some(logs) = &logs {
         eventually(
             "a failed write while the server is down",
