@@ -320,6 +320,13 @@ struct UpArgs {
     /// Maximum Postgres connections per database address.
     #[arg(long, default_value_t = 16, env = "SPINMESH_PG_POOL_SIZE")]
     pg_pool_size: usize,
+    /// Maximum Postgres connections one request's instance may hold open.
+    #[arg(
+        long,
+        default_value_t = 4,
+        env = "SPINMESH_PG_CONNECTIONS_PER_INSTANCE"
+    )]
+    pg_connections_per_instance: usize,
     /// Redis URL backing Spin key-value stores.
     #[arg(
         long,
@@ -403,6 +410,14 @@ struct BrokerArgs {
         env = "SPINMESH_KAFKA_SESSION_TIMEOUT_MS"
     )]
     kafka_session_timeout_ms: u64,
+    /// How long a consumer giving partitions up in a rebalance waits for
+    /// their deliveries in flight, in milliseconds.
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        env = "SPINMESH_KAFKA_HANDOVER_TIMEOUT_MS"
+    )]
+    kafka_handover_timeout_ms: u64,
     /// Extra librdkafka client property, `name=value` (repeatable), e.g.
     /// `security.protocol=SASL_SSL`, `sasl.mechanisms=SCRAM-SHA-256`.
     #[arg(long = "kafka-property", value_parser = parse_property)]
@@ -433,6 +448,7 @@ impl BrokerArgs {
                 partitions: self.kafka_partitions,
                 replication: self.kafka_replication,
                 session_timeout: Duration::from_millis(self.kafka_session_timeout_ms),
+                handover_timeout: Duration::from_millis(self.kafka_handover_timeout_ms),
                 properties: self.kafka_properties.clone(),
                 ..KafkaConfig::default()
             }),
@@ -627,6 +643,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         },
         pools: PoolConfig {
             pg_max_connections: args.pg_pool_size,
+            pg_max_connections_per_instance: args.pg_connections_per_instance,
             key_value_redis_url: args.kv_redis_url,
             pg_tls: args.postgres.tls()?,
             pg_compat: args.spin_compat,

@@ -270,6 +270,63 @@ async fn postgres_is_limited_to_allowed_hosts() {
     );
 }
 
+const LOCAL_PG: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
+
+/// One instance holds at most 4 Postgres connections (the default cap):
+/// the fifth open fails at once and names the limit, and the four go back
+/// to the pool when the instance ends. Six requests in a row each get
+/// their four, which the pool's 16 would not allow if they leaked.
+#[tokio::test]
+async fn an_instance_holds_a_bounded_number_of_postgres_connections() {
+    let app = probe().await;
+    for round in 0..6 {
+        let r = app
+            .get(
+                &format!("/probe/pg?url={}&open=6", urlencode(LOCAL_PG)),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let body = r.json();
+        assert_eq!(body["opened"], 4, "round {round}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("ConnectionFailed") && error.contains("limit"),
+            "round {round}: {error}"
+        );
+    }
+}
+
+/// A Redis address that accepts connections and never answers holds up
+/// only the requests that use it: opening the real server completes while
+/// the silent one's connect is still pending, and the stuck request then
+/// fails cleanly (502 from the probe, not a hung or crashed host).
+#[tokio::test]
+async fn a_silent_redis_does_not_hold_up_opens_of_another() {
+    let app = probe().await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("redis://{}", silent.local_addr().unwrap());
+    let stuck_path = format!("/probe/redis?url={}", urlencode(&silent_url));
+    let stuck = app.get(&stuck_path, None);
+    tokio::pin!(stuck);
+    // The host has connected and waits for an answer that never comes.
+    let held = tokio::select! {
+        accepted = silent.accept() => accepted.unwrap().0,
+        r = &mut stuck => panic!("answered before connecting: {}", r.text),
+    };
+    let real = format!("/probe/redis?url={}", urlencode("redis://127.0.0.1:6379"));
+    let fine = tokio::select! {
+        biased;
+        r = &mut stuck => panic!("the silent server's request ended first: {}", r.text),
+        r = app.get(&real, None) => r,
+    };
+    assert_eq!(fine.status, 200, "{}", fine.text);
+    let r = stuck.await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert!(r.text.contains("timed out"), "{}", r.text);
+    drop(held);
+}
+
 #[tokio::test]
 async fn unknown_route_is_404_problem_json() {
     let app = TestApp::spawn().await;
@@ -395,4 +452,90 @@ fn the_import_rule_itself_rejects_foreign_interfaces() {
         !spin_provides("wasi:keyvalue/store@0.2.0-draft2"),
         "not in the set we allow"
     );
+}
+
+/// What a guest prints reaches the bridge's stdout and stderr one line at
+/// a time, each line prefixed with the component and the request id (the
+/// client's `x-request-id`, or a fresh one); a line the guest leaves open
+/// is ended when its instance goes. Run against the real binary, whose
+/// streams are the ones an operator reads.
+#[tokio::test]
+async fn guest_output_lines_name_the_component_and_the_request() {
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    use crate::common::subscriber::eventually;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
+        .current_dir(root())
+        .args(["up", "--manifest", "bridge/tests/probe/spin.toml"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--broker", "none", "--no-migrate"])
+        .env("SPIN_VARIABLE_SECRET_TOKEN", "s3cret")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the bridge binary runs");
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let collect = |stream: Box<dyn tokio::io::AsyncRead + Unpin + Send>, name: &'static str| {
+        let lines = lines.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                lines.lock().unwrap().push(format!("{name}: {line}"));
+            }
+        })
+    };
+    collect(Box::new(child.stdout.take().unwrap()), "stdout");
+    collect(Box::new(child.stderr.take().unwrap()), "stderr");
+    let seen = |wanted: String| {
+        let lines = lines.clone();
+        async move { lines.lock().unwrap().contains(&wanted) }
+    };
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    eventually("bridge up answers", Duration::from_secs(120), || async {
+        client
+            .get(format!("{base}/probe/print?text=hello"))
+            .header("x-request-id", "req-42")
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    for wanted in [
+        "stdout: [probe req-42] hello on stdout",
+        "stderr: [probe req-42] hello on stderr, unended",
+    ] {
+        eventually(wanted, Duration::from_secs(10), || seen(wanted.to_string())).await;
+    }
+
+    let r = client
+        .get(format!("{base}/probe/print?text=anonymous"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    eventually("a line with a fresh id", Duration::from_secs(10), || {
+        let lines = lines.clone();
+        async move {
+            lines.lock().unwrap().iter().any(|l| {
+                l.strip_prefix("stdout: [probe ")
+                    .and_then(|rest| rest.strip_suffix("] anonymous on stdout"))
+                    .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            })
+        }
+    })
+    .await;
+    child.kill().await.unwrap();
 }

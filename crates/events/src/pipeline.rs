@@ -84,18 +84,26 @@ impl Delivery {
     /// Delivers what a lane handed over, then settles each item in order.
     pub async fn handle<R: Received>(&self, items: Vec<R>, round: &CancellationToken) {
         let sub = &self.subscription;
+        // What becomes of each item, decided once: delivered, skipped (a
+        // type the subscription does not want), or unreadable.
+        let wanted: Vec<Option<bool>> = items
+            .iter()
+            .map(|item| item.event().map(|e| sub.wants(&e.event_type)))
+            .collect();
         let events: Vec<OutboxEvent> = items
             .iter()
-            .filter_map(|item| item.event().filter(|e| sub.wants(&e.event_type)).cloned())
+            .zip(&wanted)
+            .filter(|(_, wanted)| **wanted == Some(true))
+            .filter_map(|(item, _)| item.event().cloned())
             .collect();
         let mut finals = dispatch::deliver_all(self.sink.as_ref(), sub, &events, &self.config)
             .await
             .into_iter();
-        for item in items {
-            let dead = match item.event() {
+        for (item, wanted) in items.into_iter().zip(wanted) {
+            let dead = match wanted {
                 None => Some(DeadLetter::unreadable()),
-                Some(event) if !sub.wants(&event.event_type) => None,
-                Some(_) => match finals.next() {
+                Some(false) => None,
+                Some(true) => match finals.next() {
                     Some(Final::DeadLetter(dead)) => Some(dead),
                     _ => None,
                 },

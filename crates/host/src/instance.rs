@@ -15,6 +15,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 use crate::body::coalesce_body;
+use crate::guest_output::{GuestOutput, Label, Stdio};
 use crate::load::LoadedComponent;
 use crate::outbound_http::OutboundHttp;
 use crate::{BoxError, ComponentContext, Host, InstanceState, ResponseBody, engine};
@@ -36,7 +37,8 @@ impl Host {
             .await
             .context("host shutting down")?;
         let head_request = req.method() == http::Method::HEAD;
-        let mut store = self.new_store(&component.ctx);
+        let label = Label::new(component.ctx.id.clone(), req.headers());
+        let mut store = self.new_store(&component.ctx, label);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let (req, out) = {
             let mut http = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());
@@ -79,9 +81,10 @@ impl Host {
         }
     }
 
-    fn new_store(&self, ctx: &Arc<ComponentContext>) -> Store<InstanceState> {
+    fn new_store(&self, ctx: &Arc<ComponentContext>, label: Arc<Label>) -> Store<InstanceState> {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stdout().inherit_stderr();
+        wasi.stdout(GuestOutput::new(label.clone(), Stdio::Stdout))
+            .stderr(GuestOutput::new(label, Stdio::Stderr));
         wasi.envs(&ctx.environment);
         wasi.allow_ip_name_lookup(false);
         let state = InstanceState {
@@ -97,6 +100,7 @@ impl Host {
             outbound_http: OutboundHttp::new(ctx.outbound.clone()),
             component: ctx.clone(),
             services: self.services.clone(),
+            pg_open: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);

@@ -7,7 +7,8 @@
 //!
 //! A request's path through the modules: [`server`] accepts it,
 //! [`Host::handle`] finds its route ([`router`]) and adds Spin's headers
-//! ([`spin_headers`]), `instance` runs the guest, `body` shapes its answer;
+//! ([`spin_headers`]), `instance` runs the guest (its stdout and stderr
+//! through [`guest_output`]), `body` shapes its answer;
 //! `problem` answers when no function can. `load` builds all of it at
 //! start. One module per Spin interface (`postgres`, `redis`, `key_value`,
 //! `spin_variables`, `outbound_http`) with their shared clients in
@@ -17,6 +18,7 @@
 
 mod body;
 pub mod engine;
+pub mod guest_output;
 mod instance;
 mod key_value;
 mod load;
@@ -135,7 +137,7 @@ impl Host {
     pub fn component_for_path(&self, path: &str) -> Option<&str> {
         self.router
             .find(path)
-            .map(|m| self.components[m.component].ctx.id.as_str())
+            .map(|m| self.components[m.component].ctx.id.as_ref())
     }
 
     /// The application name from the manifest.
@@ -151,7 +153,7 @@ impl Host {
             .map(|r| {
                 (
                     r.pattern.clone(),
-                    self.components[r.component].ctx.id.clone(),
+                    self.components[r.component].ctx.id.to_string(),
                 )
             })
             .collect()

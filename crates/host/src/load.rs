@@ -72,7 +72,7 @@ impl Host {
                     format!("component {id} does not export wasi:http/incoming-handler")
                 })?;
             let ctx = ComponentContext {
-                id: (*id).clone(),
+                id: id.as_str().into(),
                 variables: component_variables(&app_vars, &decl.variables)
                     .with_context(|| format!("component {id}"))?,
                 environment: decl.environment.clone().into_iter().collect(),

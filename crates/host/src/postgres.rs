@@ -115,10 +115,22 @@ impl pg::HostConnection for InstanceState {
         if let Err(err) = self.component.outbound.check_url(&address) {
             return Ok(Err(Error::ConnectionFailed(err.to_string())));
         }
+        let cap = self.services.pg_instance_cap();
+        if self.pg_open >= cap {
+            // Each open connection holds a pooled client until the guest
+            // drops it; past the cap, fail at once rather than wait for a
+            // client other requests need.
+            return Ok(Err(Error::ConnectionFailed(format!(
+                "this instance already holds {cap} open Postgres connections (the limit, \
+                 --pg-connections-per-instance); drop one or reuse it"
+            ))));
+        }
         match self.services.pg_client(&address).await {
             Ok(client) => {
                 let announces = self.services.outbox.announced(&address);
-                Ok(Ok(self.table.push(PgConnection { client, announces })?))
+                let conn = self.table.push(PgConnection { client, announces })?;
+                self.pg_open += 1;
+                Ok(Ok(conn))
             }
             Err(err) => Ok(Err(Error::ConnectionFailed(format!(
                 "{}: {err:#}",
@@ -212,6 +224,7 @@ impl pg::HostConnection for InstanceState {
 
     async fn drop(&mut self, conn: Resource<PgConnection>) -> wasmtime::Result<()> {
         self.table.delete(conn)?;
+        self.pg_open = self.pg_open.saturating_sub(1);
         Ok(())
     }
 }

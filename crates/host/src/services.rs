@@ -5,14 +5,22 @@
 //! socket each time would dominate the request. Pools are created lazily on
 //! first use of an address and bounded, so a burst of requests queues for a
 //! connection instead of exhausting the database.
+//!
+//! The maps of pools and connections sit behind `std::sync::Mutex`es held
+//! only to look an address up or insert it, never across I/O (see mini-redis
+//! `db.rs` on choosing a blocking mutex for such short sections). Building
+//! a Postgres pool does no I/O. A Redis connect does, so the map holds a
+//! per-address [`OnceCell`]: concurrent first opens of one address share
+//! one connect, and a slow or unreachable address never holds up opens of
+//! another.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
 use postgres_native_tls::MakeTlsConnector;
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 
 use super::outbox_writes::{self, OutboxWrites};
 use super::postgres::PgCompat;
@@ -23,6 +31,10 @@ use spinmesh_config::database::PgTls;
 pub struct PoolConfig {
     /// Maximum Postgres connections per address.
     pub pg_max_connections: usize,
+    /// Maximum Postgres connections one instance (one request) may hold
+    /// open at once, so a guest opening connections in a loop fails fast
+    /// instead of draining the pool every other request needs.
+    pub pg_max_connections_per_instance: usize,
     /// How long a guest waits for a pooled connection before `connection-failed`.
     pub acquire_timeout: Duration,
     /// Redis URL backing Spin key-value stores.
@@ -37,6 +49,7 @@ impl Default for PoolConfig {
     fn default() -> Self {
         Self {
             pg_max_connections: 16,
+            pg_max_connections_per_instance: 4,
             acquire_timeout: Duration::from_secs(5),
             key_value_redis_url: "redis://127.0.0.1:6379".to_string(),
             pg_tls: PgTls::default(),
@@ -50,7 +63,7 @@ pub struct Services {
     pub(crate) config: PoolConfig,
     pg_tls: MakeTlsConnector,
     pg: Mutex<HashMap<String, deadpool_postgres::Pool>>,
-    redis: Mutex<HashMap<String, redis::aio::ConnectionManager>>,
+    redis: Mutex<HashMap<String, Arc<OnceCell<redis::aio::ConnectionManager>>>>,
     /// Guests' outbox writes, announced by the host once the event path
     /// takes over (see [`OutboxWrites`]).
     pub(crate) outbox: OutboxWrites,
@@ -78,7 +91,7 @@ impl Services {
     /// becomes available within the acquire timeout.
     pub async fn pg_client(&self, address: &str) -> anyhow::Result<deadpool_postgres::Object> {
         let pool = {
-            let mut pools = self.pg.lock().await;
+            let mut pools = lock(&self.pg);
             match pools.get(address) {
                 Some(pool) => pool.clone(),
                 None => {
@@ -118,28 +131,44 @@ impl Services {
         Ok(client)
     }
 
+    /// The most Postgres connections one instance may hold at once.
+    pub(crate) fn pg_instance_cap(&self) -> usize {
+        self.config.pg_max_connections_per_instance.max(1)
+    }
+
     /// A shared, auto-reconnecting Redis connection for `address`.
     ///
     /// # Errors
     /// When the address is invalid or the server cannot be reached.
     pub async fn redis(&self, address: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-        let mut conns = self.redis.lock().await;
-        if let Some(conn) = conns.get(address) {
-            return Ok(conn.clone());
-        }
+        let cell = lock(&self.redis)
+            .entry(address.to_string())
+            .or_default()
+            .clone();
+        let conn = cell.get_or_try_init(|| self.connect_redis(address)).await?;
+        Ok(conn.clone())
+    }
+
+    /// One Redis connect, bounded by the acquire timeout. A failure leaves
+    /// the address's cell empty, so the next open tries again.
+    async fn connect_redis(&self, address: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
         let client = redis::Client::open(address).context("invalid Redis address")?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(self.config.acquire_timeout)
             .set_response_timeout(self.config.acquire_timeout)
             .set_number_of_retries(1);
-        let conn = tokio::time::timeout(
+        tokio::time::timeout(
             self.config.acquire_timeout,
             redis::aio::ConnectionManager::new_with_config(client, config),
         )
         .await
         .context("timed out connecting to Redis")?
-        .context("connecting to Redis")?;
-        conns.insert(address.to_string(), conn.clone());
-        Ok(conn)
+        .context("connecting to Redis")
     }
+}
+
+/// Locks a map; a panic elsewhere while it was held left it consistent
+/// (every section is a lookup or an insert), so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -2,6 +2,7 @@
 //! trigger adds, and the absolute URI wasi-http wants. Pure functions, so
 //! the rules are tested without a server.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use crate::router::RouteMatch;
@@ -17,11 +18,13 @@ pub struct Addressing<'a> {
     pub client: SocketAddr,
 }
 
-impl Addressing<'_> {
-    /// The authority the request was addressed to.
-    pub fn authority(&self) -> String {
+impl<'a> Addressing<'a> {
+    /// The authority the request was addressed to: borrowed from the
+    /// `Host` header (the usual case, no allocation), or the listening
+    /// address written out.
+    pub fn authority(&self) -> Cow<'a, str> {
         self.host_header
-            .map_or_else(|| self.listen.to_string(), str::to_owned)
+            .map_or_else(|| Cow::Owned(self.listen.to_string()), Cow::Borrowed)
     }
 }
 

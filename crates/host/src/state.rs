@@ -17,7 +17,7 @@ use super::services::Services;
 #[derive(Debug)]
 pub struct ComponentContext {
     /// The component id from `spin.toml`.
-    pub id: String,
+    pub id: Arc<str>,
     /// Component variables with templates rendered.
     pub variables: HashMap<String, String>,
     /// Environment variables given to the guest.
@@ -37,6 +37,8 @@ pub struct InstanceState {
     pub(crate) outbound_http: OutboundHttp,
     pub(crate) component: Arc<ComponentContext>,
     pub(crate) services: Arc<Services>,
+    /// Postgres connections the guest holds open (capped per instance).
+    pub(crate) pg_open: usize,
 }
 
 impl WasiView for InstanceState {

@@ -12,6 +12,11 @@
 //! | `/outbound` | GETs `?url=`; 200 `{status}` or 502 `{error}`          |
 //! | `/pg`       | opens `?url=`, runs `?sql=` (default `SELECT 1`) through a |
 //! |             | raw `query`; 200 `{rows}` or 502 `{error, form, code}` |
+//! |             | with `?open=N`, opens N connections and holds them all; |
+//! |             | 200 `{opened, error}` (the first refusal)              |
+//! | `/redis`    | opens `?url=` and GETs a key; 200 `{ok}` or 502 `{error}` |
+//! | `/print`    | writes `?text=` to stdout and stderr (the stderr line  |
+//! |             | left open: the host ends it); 200                      |
 //! | `/var`      | reads variable `?name=`; 200 `{value}` or 404 `{error}`|
 //! | `/kv`       | stores the body under `k` in store `default`, echoes it|
 //! | `/events`   | an event subscriber whose answer the event's data picks|
@@ -33,7 +38,10 @@ async fn handle_probe(req: Request) -> Response {
         "/loop" => spin_forever(),
         "/alloc" => allocate_until_failure(),
         "/outbound" => outbound(&req).await,
+        "/pg" if query_param(&req, "open").is_some() => hold_connections(&req),
         "/pg" => postgres(&req),
+        "/redis" => redis(&req),
+        "/print" => print(&req),
         "/var" => variable(&req),
         "/kv" => key_value_round_trip(&req),
         "/events" => subscriber(&req),
@@ -88,6 +96,47 @@ async fn outbound(req: &Request) -> Response {
         Ok(response) => respond(200, &json!({ "status": *response.status() })),
         Err(err) => respond(502, &json!({ "error": err.to_string() })),
     }
+}
+
+/// Opens `?open=N` connections to `?url=` and keeps every one open until
+/// the answer: how many opened, and why the first refused one was.
+fn hold_connections(req: &Request) -> Response {
+    let (Some(url), Some(n)) = (
+        query_param(req, "url"),
+        query_param(req, "open").and_then(|n| n.parse::<usize>().ok()),
+    ) else {
+        return respond(400, &json!({ "error": "need ?url= and a number ?open=" }));
+    };
+    let mut held = Vec::new();
+    let mut error = None;
+    for _ in 0..n {
+        match pg4::Connection::open(&url) {
+            Ok(conn) => held.push(conn),
+            Err(err) => {
+                error = Some(format!("{err:?}"));
+                break;
+            }
+        }
+    }
+    respond(200, &json!({ "opened": held.len(), "error": error }))
+}
+
+fn redis(req: &Request) -> Response {
+    let Some(url) = query_param(req, "url") else {
+        return respond(400, &json!({ "error": "missing ?url=" }));
+    };
+    match spin_sdk::redis::Connection::open(&url).and_then(|c| c.get("probe")) {
+        Ok(_) => respond(200, &json!({ "ok": true })),
+        Err(err) => respond(502, &json!({ "error": format!("{err:?}") })),
+    }
+}
+
+/// Output the host must label with the component and request id.
+fn print(req: &Request) -> Response {
+    let text = query_param(req, "text").unwrap_or_default();
+    println!("{text} on stdout");
+    eprint!("{text} on stderr, unended");
+    respond(200, &json!({ "printed": text }))
 }
 
 fn postgres(req: &Request) -> Response {

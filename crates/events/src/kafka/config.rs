@@ -28,6 +28,10 @@ pub struct KafkaConfig {
     pub metadata_refresh: Duration,
     /// Events a subscription's consumer holds unanswered at once.
     pub max_in_flight: usize,
+    /// How long a consumer losing partitions in a rebalance waits for
+    /// their deliveries in flight before giving them up (see
+    /// `kafka::handover`). Keep it well under `max.poll.interval.ms`.
+    pub handover_timeout: Duration,
     /// Extra librdkafka properties for every client (`security.protocol`,
     /// `sasl.*`, `ssl.*` … for real clusters).
     pub properties: Vec<(String, String)>,
@@ -44,6 +48,7 @@ impl Default for KafkaConfig {
             session_timeout: Duration::from_secs(10),
             metadata_refresh: Duration::from_secs(5),
             max_in_flight: 512,
+            handover_timeout: Duration::from_secs(10),
             properties: Vec::new(),
         }
     }

@@ -12,11 +12,11 @@ use futures::future::BoxFuture;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::offsets::{OffsetTracker, Position};
+use super::handover::{self, Handover, Progress};
+use super::offsets::Position;
 use super::publisher::{Outgoing, headers, producer, send_all};
 use super::topics::DLQ_SUFFIX;
 use super::{KafkaConfig, Topics};
@@ -25,6 +25,8 @@ use crate::dispatch::DeadLetter;
 use crate::event::{Binding, OutboxEvent};
 use crate::pipeline::{Delivery, Received};
 use crate::reconnect::reconnecting;
+
+type Kafka = StreamConsumer<Handover>;
 
 /// Consumes every event topic for one subscription.
 pub struct KafkaConsumer {
@@ -48,56 +50,74 @@ impl KafkaConsumer {
 
     async fn consume(&self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let name = &self.delivery.subscription.name;
-        let consumer: StreamConsumer = self
-            .kafka
-            .consumer(name)
-            .create()
-            .context("configuring the Kafka consumer")?;
+        let progress = Arc::new(Progress::default());
+        let context = Handover {
+            progress: progress.clone(),
+            timeout: self.kafka.handover_timeout,
+            subscription: name.clone(),
+        };
+        let consumer: Arc<Kafka> = Arc::new(
+            self.kafka
+                .consumer(name)
+                .create_with_context(context)
+                .context("configuring the Kafka consumer")?,
+        );
+        // However this round ends (an error, shutdown, or the task
+        // aborted), the rebalance the consumer's close triggers must not
+        // wait for deliveries nobody will settle. Declared after the
+        // consumer, so it is dropped before it.
+        let _abandon = Abandon(progress.clone());
         let pattern = Topics::subscription_pattern(&self.kafka.topic_prefix);
         consumer
             .subscribe(&[&pattern])
             .with_context(|| format!("subscribing to {pattern}"))?;
         let dead_letters = Arc::new(producer(&self.kafka)?);
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Position>();
         let round = CancellationToken::new();
         let lanes = self.delivery.lanes(self.kafka.max_in_flight, round.clone());
-        let mut tracker = OffsetTracker::default();
-        let limit = self.kafka.max_in_flight.max(1);
+        let capacity = Arc::new(Semaphore::new(self.kafka.max_in_flight.max(1)));
         let result = loop {
-            tokio::select! {
+            // A message holds a permit until it is settled (or dropped).
+            let permit = tokio::select! {
                 biased;
-                Some(at) = done_rx.recv() => finished(&consumer, &mut tracker, &at),
                 _ = shutdown.changed() => break Ok(()),
-                received = consumer.recv(), if tracker.in_flight() < limit => match received {
-                    Ok(message) => {
-                        let message = message.detach();
-                        tracker.started(&position(&message));
-                        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-                        let item = Record {
-                            event: to_event(&message),
-                            message,
-                            dead_letters: dead_letters.clone(),
-                            done: done_tx.clone(),
-                        };
-                        if let Err(e) = lanes.send(&key, item).await {
-                            break Err(e.into());
-                        }
+                permit = capacity.clone().acquire_owned() => permit.expect("never closed"),
+            };
+            let received = tokio::select! {
+                biased;
+                _ = shutdown.changed() => break Ok(()),
+                received = consumer.recv() => received.map(|m| m.detach()),
+            };
+            match received {
+                Ok(message) => {
+                    let at = position(&message);
+                    progress.started(&at);
+                    let key =
+                        String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+                    let item = Record {
+                        event: to_event(&message),
+                        message,
+                        at,
+                        dead_letters: dead_letters.clone(),
+                        consumer: consumer.clone(),
+                        progress: progress.clone(),
+                        _permit: permit,
+                    };
+                    if let Err(e) = lanes.send(&key, item).await {
+                        break Err(e.into());
                     }
-                    Err(err) => {
-                        // librdkafka reconnects by itself; keep reading.
-                        tracing::warn!(subscription = %name, error = %err, "Kafka consumer error");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                },
+                }
+                Err(err) => {
+                    // librdkafka reconnects by itself; keep reading.
+                    tracing::warn!(subscription = %name, error = %err, "Kafka consumer error");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
             }
         };
-        // Let the lanes finish what they hold, store how far they got, and
-        // commit before leaving the group.
+        // Let the lanes finish what they hold (their acks store how far
+        // they got), and commit before leaving the group.
         round.cancel();
         lanes.close().await;
-        while let Ok(at) = done_rx.try_recv() {
-            finished(&consumer, &mut tracker, &at);
-        }
+        progress.abandon();
         if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(error = %err, "final offset commit");
         }
@@ -105,31 +125,25 @@ impl KafkaConsumer {
     }
 }
 
-/// Stores the partition's offset when `at` finished the run before it.
-fn finished(consumer: &StreamConsumer, tracker: &mut OffsetTracker, at: &Position) {
-    let Some(next) = tracker.finished(at) else {
-        return;
-    };
-    let mut offsets = TopicPartitionList::new();
-    let stored = offsets
-        .add_partition_offset(&at.topic, at.partition, Offset::Offset(next))
-        .and_then(|()| consumer.store_offsets(&offsets));
-    if let Err(err) = stored {
-        // After a rebalance took the partition away: its new owner reads
-        // from the last commit, so what this consumer delivered since is
-        // delivered again (idempotent sinks absorb it). Worth seeing: a
-        // burst of these is a burst of redeliveries.
-        tracing::warn!(topic = %at.topic, partition = at.partition, error = %err, "offset not stored; the partition's new owner will redeliver from its last commit");
+/// Marks the round's progress abandoned when dropped.
+struct Abandon(Arc<Progress>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        self.0.abandon();
     }
 }
 
-/// A message from an event topic; acknowledging it reports its position
-/// to the offset tracker.
+/// A message from an event topic; acknowledging it stores its partition's
+/// position once everything before it is settled.
 struct Record {
     message: OwnedMessage,
+    at: Position,
     event: Option<OutboxEvent>,
     dead_letters: Arc<FutureProducer>,
-    done: mpsc::UnboundedSender<Position>,
+    consumer: Arc<Kafka>,
+    progress: Arc<Progress>,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Received for Record {
@@ -168,7 +182,10 @@ impl Received for Record {
     }
 
     fn ack(self, _dead_lettered: bool) -> BoxFuture<'static, ()> {
-        let _ = self.done.send(position(&self.message));
+        let consumer = &self.consumer;
+        self.progress.finished(&self.at, |next| {
+            handover::store(consumer.as_ref(), &self.at, next)
+        });
         futures::future::ready(()).boxed()
     }
 }

@@ -5,6 +5,7 @@
 
 mod config;
 mod consumer;
+mod handover;
 mod offsets;
 pub(crate) mod publisher;
 pub(crate) mod topics;

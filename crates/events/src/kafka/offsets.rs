@@ -16,8 +16,11 @@ pub struct Position {
     pub offset: i64,
 }
 
+/// A topic and partition number.
+pub type Partition = (String, i32);
+
 #[derive(Debug, Default)]
-struct Partition {
+struct PartitionState {
     pending: BTreeSet<i64>,
     next: i64,
     stored: i64,
@@ -26,7 +29,7 @@ struct Partition {
 /// Offsets in flight, per partition.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    partitions: HashMap<(String, i32), Partition>,
+    partitions: HashMap<Partition, PartitionState>,
     in_flight: usize,
 }
 
@@ -59,8 +62,29 @@ impl OffsetTracker {
     }
 
     /// Messages handed out and not finished.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Messages of `partitions` handed out and not finished.
+    pub fn pending_in(&self, partitions: &[Partition]) -> usize {
+        partitions
+            .iter()
+            .filter_map(|p| self.partitions.get(p))
+            .map(|p| p.pending.len())
+            .sum()
+    }
+
+    /// Drops what is known of `partitions` (handed to another consumer):
+    /// their unfinished messages no longer count, and should the
+    /// partitions come back, they start from what the group committed.
+    pub fn forget(&mut self, partitions: &[Partition]) {
+        for p in partitions {
+            if let Some(gone) = self.partitions.remove(p) {
+                self.in_flight -= gone.pending.len();
+            }
+        }
     }
 }
 
@@ -105,5 +129,23 @@ mod tests {
         assert_eq!(t.finished(&at(0, 5)), None);
         assert_eq!(t.finished(&at(7, 1)), None);
         assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn forgotten_partitions_stop_counting_and_start_over() {
+        let mut t = OffsetTracker::default();
+        t.started(&at(0, 40));
+        t.started(&at(0, 41));
+        t.started(&at(1, 7));
+        let zero = [("t".to_string(), 0)];
+        assert_eq!(t.pending_in(&zero), 2);
+        assert_eq!(t.pending_in(&[("t".to_string(), 1)]), 1);
+        t.forget(&zero);
+        assert_eq!((t.pending_in(&zero), t.in_flight()), (0, 1));
+        // A late answer for a forgotten partition stores nothing.
+        assert_eq!(t.finished(&at(0, 40)), None);
+        // Given back later, it is read from the committed offset again.
+        t.started(&at(0, 38));
+        assert_eq!(t.finished(&at(0, 38)), Some(39));
     }
 }
