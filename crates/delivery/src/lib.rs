@@ -122,6 +122,16 @@ pub fn verify(
     }
 }
 
+/// Now, in unix seconds: the clock deliveries are stamped with when signed
+/// and checked against when verified. A clock that reads before 1970 gives
+/// 0, so every signature looks stale and verification fails closed.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn keyed_mac(secret: &[u8], t: u64, id: &str, body: &[u8]) -> Hmac<Sha256> {

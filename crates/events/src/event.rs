@@ -226,13 +226,7 @@ impl Signer {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
+pub use spinmesh_delivery::unix_now;
 
 #[cfg(test)]
 mod tests {

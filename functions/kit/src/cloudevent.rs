@@ -18,8 +18,6 @@
 //! `time`, `data`), signed the same way with the literal `batch` in place
 //! of the id. [`receive_all`] accepts either form.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use spin_sdk::http::Request;
 use spinmesh_delivery::header as ce;
 pub use spinmesh_delivery::{
@@ -94,7 +92,7 @@ pub fn receive(req: &Request) -> Result<CloudEvent, ApiError> {
         header(SIGNATURE_HEADER),
         header(ce::ID).unwrap_or_default(),
         req.body(),
-        unix_now()?,
+        spinmesh_delivery::unix_now(),
     )?;
     parse(header, req.body())
 }
@@ -118,16 +116,9 @@ pub fn receive_all(req: &Request) -> Result<Vec<CloudEvent>, ApiError> {
         header(SIGNATURE_HEADER),
         BATCH_SIGNATURE_ID,
         req.body(),
-        unix_now()?,
+        spinmesh_delivery::unix_now(),
     )?;
     parse_batch(req.body())
-}
-
-fn unix_now() -> Result<u64, ApiError> {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("clock before 1970: {e}")))
 }
 
 /// Parses a batch body: a JSON array of structured CloudEvents.

@@ -39,7 +39,8 @@ pub struct Progress {
     tracker: Mutex<OffsetTracker>,
     settled: Condvar,
     /// Set once the read loop is gone: nobody will settle what is left,
-    /// so a rebalance (the consumer closing) must not wait for it.
+    /// and the revoke that closing the consumer triggers is not a
+    /// hand-over (the loop committed already).
     abandoned: AtomicBool,
 }
 
@@ -113,6 +114,12 @@ impl ConsumerContext for Handover {
         let Rebalance::Revoke(revoked) = rebalance else {
             return;
         };
+        // The consumer is closing: its read loop already let the lanes
+        // finish and committed. Committing again from the close's revoke
+        // can leave librdkafka's following unassign waiting forever.
+        if self.progress.abandoned.load(Ordering::SeqCst) {
+            return;
+        }
         let partitions = partitions(revoked);
         if partitions.is_empty() {
             return;
@@ -120,9 +127,7 @@ impl ConsumerContext for Handover {
         let waited_for = self.progress.tracker().pending_in(&partitions);
         let deadline = Instant::now() + self.timeout;
         let left = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread)
-                if !self.progress.abandoned.load(Ordering::SeqCst) =>
-            {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
                 tokio::task::block_in_place(|| self.progress.settle(&partitions, deadline))
             }
             _ => self.progress.settle(&partitions, Instant::now()),
