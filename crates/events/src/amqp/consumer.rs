@@ -12,13 +12,14 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery as AmqpDelivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::AmqpConfig;
-use super::publisher::{confirming_channel, publish_confirmed, with_headers};
+use super::headers::{self, with_headers};
+use super::publisher::{confirming_channel, publish_confirmed};
 use super::topology;
 use crate::dead_letters;
 use crate::dispatch::DeadLetter;
@@ -159,15 +160,10 @@ impl Received for Message {
     }
 }
 
-/// A header's text, whichever AMQP string type carries it (publishers use
-/// either), or `None` when it is absent or not text. The one reading of
-/// headers in this consumer: for the ordering key and for the event alike.
+/// A header's text (see [`headers::text`]): the one reading of headers in
+/// this consumer, for the ordering key and for the event alike.
 fn header<'a>(delivery: &'a AmqpDelivery, name: &str) -> Option<&'a str> {
-    match delivery.properties.headers().as_ref()?.inner().get(name)? {
-        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
-        AMQPValue::ShortString(s) => Some(s.as_str()),
-        _ => None,
-    }
+    headers::text(&delivery.properties, name)
 }
 
 /// Rebuilds the event from its AMQP form (see `publisher::properties`).

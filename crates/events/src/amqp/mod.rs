@@ -5,6 +5,7 @@
 
 mod config;
 mod consumer;
+pub(crate) mod headers;
 pub(crate) mod publisher;
 pub mod topology;
 

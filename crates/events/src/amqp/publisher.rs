@@ -1,9 +1,9 @@
 //! Publishing events with publisher confirms: the relay's sink, and the
 //! consumer's dead-letter channel.
 
+use super::headers::with_headers;
 use anyhow::{Context, bail};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::AMQPValue;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 use super::AmqpConfig;
@@ -73,15 +73,6 @@ pub fn properties(event: &OutboxEvent) -> BasicProperties {
             .with_delivery_mode(2),
         &headers,
     )
-}
-
-/// `properties` with `headers` added to (or replacing) its headers.
-pub fn with_headers(properties: BasicProperties, headers: &[(&str, String)]) -> BasicProperties {
-    let mut table = properties.headers().clone().unwrap_or_default();
-    for (name, value) in headers {
-        table.insert((*name).into(), AMQPValue::LongString(value.clone().into()));
-    }
-    properties.with_headers(table)
 }
 
 /// Publishes each message, then waits for every confirm.

@@ -7,12 +7,12 @@
 use anyhow::Context;
 use lapin::message::BasicGetMessage;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
-use lapin::types::AMQPValue;
 use lapin::{Channel, Connection, ConnectionProperties};
 
 use super::{Entry, Store, broker_headers, from_headers};
 use crate::amqp::AmqpConfig;
-use crate::amqp::publisher::{confirming_channel, publish_confirmed, with_headers};
+use crate::amqp::headers::{self, with_headers};
+use crate::amqp::publisher::{confirming_channel, publish_confirmed};
 use crate::dispatch::DeadLetter;
 use crate::event::{Binding, OutboxEvent};
 use spinmesh_config::redact::redact;
@@ -45,18 +45,7 @@ impl AmqpStore {
 }
 
 fn header<'a>(message: &'a BasicGetMessage, name: &str) -> Option<&'a str> {
-    match message
-        .delivery
-        .properties
-        .headers()
-        .as_ref()?
-        .inner()
-        .get(name)?
-    {
-        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
-        AMQPValue::ShortString(s) => Some(s.as_str()),
-        _ => None,
-    }
+    headers::text(&message.delivery.properties, name)
 }
 
 impl Store for AmqpStore {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -18,7 +18,7 @@ use super::{Entry, Store, broker_headers, from_headers};
 use crate::dispatch::DeadLetter;
 use crate::event::{Binding, OutboxEvent};
 use crate::kafka::KafkaConfig;
-use crate::kafka::publisher::{Outgoing, headers, producer, send_all};
+use crate::kafka::publisher::{header_text as header, producer, rewrite};
 use crate::kafka::topics::DLQ_SUFFIX;
 
 /// How long reading the dead-letter topics may take.
@@ -138,36 +138,6 @@ impl KafkaStore {
         }
         Ok((messages, ends))
     }
-
-    async fn write(
-        &self,
-        message: &OwnedMessage,
-        extra: &[(&'static str, String)],
-    ) -> anyhow::Result<()> {
-        let replaced: Vec<&str> = extra.iter().map(|(k, _)| *k).collect();
-        let original = message.headers().into_iter().flat_map(|hs| {
-            hs.iter()
-                .filter(|h| !replaced.contains(&h.key))
-                .map(|h| (h.key, h.value.unwrap_or_default()))
-        });
-        let pairs = original.chain(extra.iter().map(|(k, v)| (*k, v.as_bytes())));
-        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-        let outgoing = Outgoing {
-            topic: message.topic(),
-            key: &key,
-            payload: message.payload().unwrap_or_default(),
-            headers: headers(pairs),
-        };
-        send_all(&self.producer, vec![outgoing]).await
-    }
-}
-
-fn header<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
-    message.headers().and_then(|hs| {
-        hs.iter()
-            .find(|h| h.key == name)
-            .and_then(|h| std::str::from_utf8(h.value?).ok())
-    })
 }
 
 impl Store for KafkaStore {
@@ -200,7 +170,8 @@ impl Store for KafkaStore {
 
     async fn put_back(&mut self, entry: &Entry, why: &DeadLetter) -> anyhow::Result<()> {
         let headers = broker_headers(&entry.subscription, why, entry.first_failed.as_deref());
-        self.write(&self.taken[entry.place].0, &headers).await?;
+        let message = &self.taken[entry.place].0;
+        rewrite(&self.producer, message, message.topic(), &headers).await?;
         self.taken[entry.place].1 = Fate::PutBack;
         Ok(())
     }
@@ -216,7 +187,7 @@ impl Store for KafkaStore {
         }
         for (message, fate) in &self.taken {
             if *fate == Fate::Kept {
-                self.write(message, &[]).await?;
+                rewrite(&self.producer, message, message.topic(), &[]).await?;
             }
         }
         let mut offsets = TopicPartitionList::new();

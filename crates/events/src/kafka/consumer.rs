@@ -10,14 +10,14 @@ use anyhow::Context;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::handover::{self, Handover, Progress};
 use super::offsets::Position;
-use super::publisher::{Outgoing, headers, producer, send_all};
+use super::publisher::{header_text, producer, rewrite};
 use super::topics::DLQ_SUFFIX;
 use super::{KafkaConfig, Topics};
 use crate::dead_letters;
@@ -159,24 +159,9 @@ impl Received for Record {
         why: &'a DeadLetter,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         async move {
-            let message = &self.message;
-            let topic = format!("{}{DLQ_SUFFIX}", message.topic());
-            let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+            let topic = format!("{}{DLQ_SUFFIX}", self.message.topic());
             let why = dead_letters::broker_headers(subscription, why, None);
-            let original = message
-                .headers()
-                .into_iter()
-                .flat_map(|hs| hs.iter().map(|h| (h.key, h.value.unwrap_or_default())));
-            let pairs = original.chain(why.iter().map(|(k, v)| (*k, v.as_bytes())));
-            let outgoing = Outgoing {
-                topic: &topic,
-                key: &key,
-                payload: message.payload().unwrap_or_default(),
-                headers: headers(pairs),
-            };
-            send_all(&self.dead_letters, vec![outgoing])
-                .await
-                .with_context(|| format!("writing to {topic}"))
+            rewrite(&self.dead_letters, &self.message, &topic, &why).await
         }
         .boxed()
     }
@@ -192,16 +177,9 @@ impl Received for Record {
 
 /// Rebuilds the event from its Kafka form (see `publisher`).
 fn to_event(message: &OwnedMessage) -> Option<OutboxEvent> {
-    let header = |name: &str| {
-        message.headers().and_then(|hs| {
-            hs.iter()
-                .find(|h| h.key == name)
-                .and_then(|h| std::str::from_utf8(h.value?).ok())
-        })
-    };
     OutboxEvent::from_broker(
         &Binding::KAFKA,
-        header,
+        |name| header_text(message, name),
         message.payload().unwrap_or_default(),
     )
 }

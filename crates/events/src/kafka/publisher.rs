@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::future::try_join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use super::{KafkaConfig, Topics};
@@ -55,6 +55,45 @@ pub fn headers<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Owne
                 value: Some(value),
             })
         })
+}
+
+/// A header's text, or `None` when it is absent or not UTF-8.
+pub fn header_text<'a>(message: &'a OwnedMessage, name: &str) -> Option<&'a str> {
+    message.headers().and_then(|hs| {
+        hs.iter()
+            .find(|h| h.key == name)
+            .and_then(|h| std::str::from_utf8(h.value?).ok())
+    })
+}
+
+/// Writes `message` again, to `topic`, with its key, payload and headers,
+/// `extra` added (replacing headers of the same name); returns once the
+/// cluster acknowledged it. How dead letters are written and put back.
+///
+/// # Errors
+/// When the message is not acknowledged.
+pub async fn rewrite(
+    producer: &FutureProducer,
+    message: &OwnedMessage,
+    topic: &str,
+    extra: &[(&str, String)],
+) -> anyhow::Result<()> {
+    let original = message.headers().into_iter().flat_map(|hs| {
+        hs.iter()
+            .filter(|h| !extra.iter().any(|(k, _)| *k == h.key))
+            .map(|h| (h.key, h.value.unwrap_or_default()))
+    });
+    let pairs = original.chain(extra.iter().map(|(k, v)| (*k, v.as_bytes())));
+    let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+    let outgoing = Outgoing {
+        topic,
+        key: &key,
+        payload: message.payload().unwrap_or_default(),
+        headers: headers(pairs),
+    };
+    send_all(producer, vec![outgoing])
+        .await
+        .with_context(|| format!("writing to {topic}"))
 }
 
 /// One message to produce.
