@@ -248,6 +248,21 @@ pub fn event_wiring(
     Ok((subscriptions, Signer::new(secret)))
 }
 
+/// Every subscription of the manifest: the functions' and the sinks that
+/// are switched on. What the commands that act on subscriptions by name
+/// (`replay`, `dead-letters`, `relay`) choose from.
+///
+/// # Errors
+/// As [`subscription::from_manifest`] and [`sinks`].
+pub fn all_subscriptions(
+    manifest: &Manifest,
+    host: &HostConfig,
+) -> anyhow::Result<Vec<Subscription>> {
+    let mut subscriptions = subscription::from_manifest(manifest)?;
+    subscriptions.extend(sinks(manifest, host)?);
+    Ok(subscriptions)
+}
+
 /// The manifest's sinks that are switched on (their URL variable set),
 /// as subscriptions; the others are logged as off.
 ///
@@ -384,8 +399,7 @@ pub async fn replay(
     config: DispatchConfig,
 ) -> anyhow::Result<ReplayReport> {
     let manifest = Manifest::load(manifest_path)?;
-    let mut subscriptions = subscription::from_manifest(&manifest)?;
-    subscriptions.extend(sinks(&manifest, &host)?);
+    let subscriptions = all_subscriptions(&manifest, &host)?;
     let Some(subscription) = subscriptions.iter().find(|s| s.name == name).cloned() else {
         let known: Vec<&str> = subscriptions.iter().map(|s| s.name.as_str()).collect();
         anyhow::bail!(
@@ -466,8 +480,7 @@ pub async fn dead_letters(
     command: DeadLetterCommand,
 ) -> anyhow::Result<DeadLetterOutcome> {
     let manifest = Manifest::load(manifest_path)?;
-    let mut subscriptions = subscription::from_manifest(&manifest)?;
-    subscriptions.extend(sinks(&manifest, &host)?);
+    let subscriptions = all_subscriptions(&manifest, &host)?;
     if let Some(name) = &selection.subscription {
         anyhow::ensure!(
             subscriptions.iter().any(|s| &s.name == name),

@@ -564,7 +564,6 @@ fn base_url(raw: &str) -> anyhow::Result<&str> {
 async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     use bridge::events::event::Signer;
     use bridge::events::invoke::Invoker;
-    use bridge::events::subscription;
 
     if args.broker.broker == Broker::None {
         anyhow::bail!("`bridge relay` delivers events: choose embedded, amqp or kafka");
@@ -576,8 +575,7 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
     let database =
         app::database(&manifest, &host)?.context("the app declares no database_url variable")?;
     let secret = app::shared_signing_secret(&manifest, &host)?;
-    let mut subscriptions = subscription::from_manifest(&manifest)?;
-    subscriptions.extend(app::sinks(&manifest, &host)?);
+    let subscriptions = app::all_subscriptions(&manifest, &host)?;
     println!(
         "Relaying {} subscription(s) from the outbox to {} ({:?})",
         subscriptions.len(),

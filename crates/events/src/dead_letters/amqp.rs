@@ -121,12 +121,9 @@ impl Store for AmqpStore {
         self.remove(entry).await
     }
 
-    async fn keep(&mut self, _entry: &Entry) -> anyhow::Result<()> {
-        // Returns to its queue when the channel closes.
-        Ok(())
-    }
-
     async fn finish(self) -> anyhow::Result<()> {
+        // What was neither removed nor put back returns to its queue as
+        // the channel closes.
         let _ = self.channel.close(200, "done".into()).await;
         let _ = self.connection.close(200, "done".into()).await;
         Ok(())

@@ -176,10 +176,6 @@ impl Store for KafkaStore {
         Ok(())
     }
 
-    async fn keep(&mut self, _entry: &Entry) -> anyhow::Result<()> {
-        Ok(())
-    }
-
     async fn finish(self) -> anyhow::Result<()> {
         if self.taken.iter().all(|(_, fate)| *fate == Fate::Kept) {
             // Nothing changed (a listing): commit nothing.

@@ -103,10 +103,8 @@ pub trait Store: Send {
         why: &DeadLetter,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
-    /// `entry` was not chosen: it stays as it was.
-    fn keep(&mut self, entry: &Entry) -> impl Future<Output = anyhow::Result<()>> + Send;
-
-    /// Settles everything taken (acknowledges, commits).
+    /// Settles everything taken (acknowledges, commits); an entry neither
+    /// removed nor put back stays as it was.
     fn finish(self) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
@@ -142,9 +140,6 @@ pub async fn list(
     selection: &Selection,
 ) -> anyhow::Result<Vec<Entry>> {
     let entries = store.take(subscriptions).await?;
-    for entry in &entries {
-        store.keep(entry).await?;
-    }
     store.finish().await?;
     Ok(entries.into_iter().filter(|e| selection.wants(e)).collect())
 }
@@ -169,7 +164,7 @@ pub async fn redrive(
             if chosen {
                 tracing::warn!(subscription = %entry.subscription, "an unreadable message cannot be redriven; kept");
             }
-            store.keep(entry).await?;
+            // Neither removed nor put back: it stays as it was.
             continue;
         };
         let delivery = deliveries.get(&entry.subscription).ok_or_else(|| {

@@ -98,10 +98,6 @@ impl Store for TableStore {
         Ok(())
     }
 
-    async fn keep(&mut self, _entry: &Entry) -> anyhow::Result<()> {
-        Ok(())
-    }
-
     async fn finish(self) -> anyhow::Result<()> {
         Ok(())
     }
