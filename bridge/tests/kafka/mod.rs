@@ -125,3 +125,138 @@ async fn a_rebalance_hands_partitions_over_without_redelivery() {
     first.stop().await;
     second.stop().await;
 }
+
+/// A consumer group reads only the topics that hold the types its
+/// subscription wants: the relay records which aggregate each type was
+/// published under, and the group follows that record. The probe's group
+/// (`probe.*`) never reads the `noise` topic, so it commits no offset
+/// there, while a `probe.*` type first published under a new aggregate,
+/// after the group started, still arrives.
+#[tokio::test]
+async fn a_group_reads_only_the_topics_of_its_types() {
+    use std::time::Duration;
+
+    use bridge::events::invoke::Invoker;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, TopicPartitionList};
+    use serde_json::json;
+
+    use crate::common::Logs;
+    use crate::common::subscriber::{count, emit, eventually, fast, probe_app};
+
+    let logs = Logs::capture().expect("the test's own log capture");
+    let transport = Transport::kafka();
+    let Transport::Kafka(kafka) = &transport else {
+        unreachable!()
+    };
+    let (app, db) = probe_app(None, Default::default()).await;
+    let insert = |ty: &'static str, aggregate: &'static str| {
+        let db = &db;
+        async move {
+            db.execute(
+                "INSERT INTO outbox (id, source, type, subject, aggregate, data)
+                 VALUES (gen_random_uuid(), '/test', $1, 'n1', $2, '{}')",
+                &[&ty, &aggregate],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    insert("noise.made", "noise").await;
+    let first = emit(&db, "p1", "probe.step", json!({})).await;
+    let manifest = crate::common::root().join("bridge/tests/probe/spin.toml");
+    let invoker = Invoker::Embedded(app.running.as_ref().unwrap().host.clone());
+    let running = transport.start(&app, &manifest, invoker, None, fast());
+    let delivered = |id: uuid::Uuid| {
+        let db = &db;
+        async move {
+            count(
+                db,
+                &format!("SELECT count(*) FROM probe_attempts WHERE event_id = '{id}'"),
+            )
+            .await
+                >= 1
+        }
+    };
+    eventually("the probe event", Duration::from_secs(30), || {
+        delivered(first)
+    })
+    .await;
+
+    // A probe type under an aggregate nobody published before.
+    db.execute(
+        "INSERT INTO outbox (id, source, type, subject, aggregate, data)
+         VALUES ('6f9c1c3e-0000-4000-8000-000000000001', '/test', 'probe.late', 'l1', 'latecomers', '{}')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let late: uuid::Uuid = "6f9c1c3e-0000-4000-8000-000000000001".parse().unwrap();
+    eventually(
+        "the first event of a new aggregate",
+        Duration::from_secs(30),
+        || delivered(late),
+    )
+    .await;
+    insert("noise.made", "noise").await;
+    let recorded = count(&db, "SELECT count(*) FROM bridge_event_topics").await;
+    assert_eq!(
+        recorded, 3,
+        "probe.step, probe.late and noise.made recorded"
+    );
+
+    // The broker's view: the group committed where it read.
+    let committed = |topic: String| {
+        let kafka = kafka.clone();
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &kafka.brokers)
+                .set("group.id", kafka.group("probe"))
+                .create()
+                .unwrap();
+            let mut partitions = TopicPartitionList::new();
+            for p in 0..kafka.partitions {
+                partitions.add_partition(&topic, p);
+            }
+            consumer
+                .committed_offsets(partitions, Duration::from_secs(10))
+                .unwrap()
+                .elements()
+                .iter()
+                .filter(|e| e.offset().to_raw().is_some_and(|o| o >= 0))
+                .count()
+        })
+    };
+    let probes = format!("{}probes", kafka.topic_prefix);
+    let noise = format!("{}noise", kafka.topic_prefix);
+    let mut committed_probes = 0;
+    for _ in 0..100 {
+        committed_probes = committed(probes.clone()).await.unwrap();
+        if committed_probes > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        committed_probes > 0,
+        "the group commits on the topic it reads"
+    );
+    assert_eq!(
+        committed(noise.clone()).await.unwrap(),
+        0,
+        "the group never read {noise}"
+    );
+    let log = logs.text();
+    let reads: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Kafka consumer reads"))
+        .collect();
+    assert!(
+        reads
+            .iter()
+            .any(|l| l.contains(&probes) && l.contains("latecomers")),
+        "the group followed the new aggregate:\n{log}"
+    );
+    assert!(!reads.iter().any(|l| l.contains(&noise)), "{log}");
+    running.stop().await;
+}

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::dispatch::DeadLetter;
 use super::event::{Binding, OutboxEvent};
 use super::lanes::Lanes;
-use super::outbox::{self, AbortOnDrop, BatchHandler};
+use super::outbox::{self, BatchHandler, LazyClient};
 use super::pipeline::{Delivery, Received};
 use super::reconnect::reconnecting;
 use spinmesh_config::database::Database;
@@ -169,17 +169,11 @@ impl Received for Pending {
 
 /// `bridge_dead_letters`, written through one connection of its own that
 /// is made again after a failure.
-struct PgDeadLetters {
-    database: Database,
-    client: Mutex<Option<(Client, AbortOnDrop)>>,
-}
+struct PgDeadLetters(Mutex<LazyClient>);
 
 impl PgDeadLetters {
     fn new(database: Database) -> Self {
-        Self {
-            database,
-            client: Mutex::new(None),
-        }
+        Self(Mutex::new(LazyClient::new(database)))
     }
 
     async fn record(
@@ -188,23 +182,10 @@ impl PgDeadLetters {
         event: &OutboxEvent,
         why: &DeadLetter,
     ) -> anyhow::Result<()> {
-        let mut slot = self.client.lock().await;
-        let (client, _) = match slot.take() {
-            Some(connected) => slot.insert(connected),
-            None => {
-                let (client, conn) = self.database.connect_raw().await?;
-                let task = AbortOnDrop(tokio::spawn(async move {
-                    let _ = conn.await;
-                }));
-                slot.insert((client, task))
-            }
-        };
-        let written = insert_dead_letter(client, subscription, event, why).await;
-        if written.is_err() {
-            // Connect afresh next time.
-            *slot = None;
-        }
-        written
+        let mut client = self.0.lock().await;
+        client
+            .run(async |client| insert_dead_letter(client, subscription, event, why).await)
+            .await
     }
 }
 

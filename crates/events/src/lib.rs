@@ -60,6 +60,7 @@ use dispatch::DispatchConfig;
 use embedded::EmbeddedSource;
 use event::Signer;
 use invoke::Invoker;
+use kafka::interest::Recorder;
 use kafka::{KafkaConfig, KafkaConsumer, KafkaPublisher};
 use pipeline::Delivery;
 use relay::OutboxRelay;
@@ -173,10 +174,16 @@ pub async fn run(path: EventPath, shutdown: watch::Receiver<bool>) -> anyhow::Re
         }
         BrokerConfig::Kafka(kafka) => {
             for delivery in stages {
-                let kafka = kafka.clone();
-                tasks.spawn(KafkaConsumer { kafka, delivery }.run(shutdown.clone()));
+                let consumer = KafkaConsumer {
+                    kafka: kafka.clone(),
+                    database: database.clone(),
+                    delivery,
+                };
+                tasks.spawn(consumer.run(shutdown.clone()));
             }
-            let connect = || async { KafkaPublisher::connect(&kafka) };
+            let connect = || async {
+                Ok(KafkaPublisher::connect(&kafka)?.recording(Recorder::new(database.clone())))
+            };
             relay("kafka").run(connect, shutdown).await;
             tasks.join_all().await;
         }

@@ -335,6 +335,48 @@ fn lock_key(name: &str) -> i64 {
 /// Ends the connection task when the cursor goes away.
 pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
+/// A connection of its own for occasional statements beside a reader's:
+/// made on first use, and made again after a statement failed on it.
+pub(crate) struct LazyClient {
+    database: Database,
+    slot: Option<(Client, AbortOnDrop)>,
+}
+
+impl LazyClient {
+    pub(crate) fn new(database: Database) -> Self {
+        Self {
+            database,
+            slot: None,
+        }
+    }
+
+    /// Runs `statements` on the connection, connecting first if needed.
+    ///
+    /// # Errors
+    /// When connecting or `statements` fail; the connection is then
+    /// dropped, so the next call connects afresh.
+    pub(crate) async fn run<T>(
+        &mut self,
+        statements: impl AsyncFnOnce(&Client) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let (client, _) = match self.slot.take() {
+            Some(connected) => self.slot.insert(connected),
+            None => {
+                let (client, conn) = self.database.connect_raw().await?;
+                let task = AbortOnDrop(tokio::spawn(async move {
+                    let _ = conn.await;
+                }));
+                self.slot.insert((client, task))
+            }
+        };
+        let result = statements(client).await;
+        if result.is_err() {
+            self.slot = None;
+        }
+        result
+    }
+}
+
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();

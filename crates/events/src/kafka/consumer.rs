@@ -16,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::handover::{self, Handover, Progress};
+use super::interest::Interest;
 use super::offsets::Position;
 use super::publisher::{header_text, producer, rewrite};
 use super::topics::DLQ_SUFFIX;
@@ -23,15 +24,20 @@ use super::{KafkaConfig, Topics};
 use crate::dead_letters;
 use crate::dispatch::DeadLetter;
 use crate::event::{Binding, OutboxEvent};
+use crate::outbox::LazyClient;
 use crate::pipeline::{Delivery, Received};
 use crate::reconnect::reconnecting;
+use spinmesh_config::database::Database;
 
 type Kafka = StreamConsumer<Handover>;
 
-/// Consumes every event topic for one subscription.
+/// Consumes the event topics that hold one subscription's types.
 pub struct KafkaConsumer {
     /// Kafka settings.
     pub kafka: KafkaConfig,
+    /// Where the record of which topics hold which types is (see
+    /// [`super::interest`]).
+    pub database: Database,
     /// The subscription's delivery stage.
     pub delivery: Arc<Delivery>,
 }
@@ -67,10 +73,10 @@ impl KafkaConsumer {
         // wait for deliveries nobody will settle. Declared after the
         // consumer, so it is dropped before it.
         let _abandon = Abandon(progress.clone());
-        let pattern = Topics::subscription_pattern(&self.kafka.topic_prefix);
-        consumer
-            .subscribe(&[&pattern])
-            .with_context(|| format!("subscribing to {pattern}"))?;
+        let mut interest = None;
+        let mut record = LazyClient::new(self.database.clone());
+        let mut refresh = tokio::time::interval(self.kafka.metadata_refresh);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let dead_letters = Arc::new(producer(&self.kafka)?);
         let round = CancellationToken::new();
         let lanes = self.delivery.lanes(self.kafka.max_in_flight, round.clone());
@@ -82,10 +88,15 @@ impl KafkaConsumer {
                 _ = shutdown.changed() => break Ok(()),
                 permit = capacity.clone().acquire_owned() => permit.expect("never closed"),
             };
+            let reading = interest.as_ref().is_some_and(Interest::reads_any);
             let received = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
-                received = consumer.recv() => received.map(|m| m.detach()),
+                _ = refresh.tick() => {
+                    self.follow(&consumer, &mut record, &mut interest).await?;
+                    continue;
+                }
+                received = consumer.recv(), if reading => received.map(|m| m.detach()),
             };
             match received {
                 Ok(message) => {
@@ -122,6 +133,52 @@ impl KafkaConsumer {
             tracing::debug!(error = %err, "final offset commit");
         }
         result
+    }
+
+    /// Subscribes to what the subscription is interested in now, if that
+    /// changed. When the record cannot be read, the group keeps what it
+    /// reads, or reads every event topic if it reads nothing yet.
+    async fn follow(
+        &self,
+        consumer: &Kafka,
+        record: &mut LazyClient,
+        current: &mut Option<Interest>,
+    ) -> anyhow::Result<()> {
+        let subscription = &self.delivery.subscription;
+        let prefix = &self.kafka.topic_prefix;
+        let wanted = match Interest::read(record, subscription, prefix).await {
+            Ok(wanted) => wanted,
+            Err(err) if current.is_some() => {
+                tracing::debug!(subscription = %subscription.name, error = %format!("{err:#}"), "event topics not reread");
+                return Ok(());
+            }
+            Err(err) => {
+                tracing::warn!(subscription = %subscription.name, error = %format!("{err:#}"),
+                    "cannot read which topics hold which event types; reading every event topic");
+                Interest::Every
+            }
+        };
+        if current.as_ref() == Some(&wanted) {
+            return Ok(());
+        }
+        match &wanted {
+            Interest::Every => {
+                let pattern = Topics::subscription_pattern(prefix);
+                consumer
+                    .subscribe(&[&pattern])
+                    .with_context(|| format!("subscribing to {pattern}"))?;
+            }
+            Interest::Topics(topics) if topics.is_empty() => consumer.unsubscribe(),
+            Interest::Topics(topics) => {
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                consumer
+                    .subscribe(&names)
+                    .with_context(|| format!("subscribing to {names:?}"))?;
+            }
+        }
+        tracing::info!(subscription = %subscription.name, topics = ?wanted, "Kafka consumer reads");
+        *current = Some(wanted);
+        Ok(())
     }
 }
 

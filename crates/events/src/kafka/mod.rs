@@ -6,6 +6,7 @@
 mod config;
 mod consumer;
 mod handover;
+pub(crate) mod interest;
 mod offsets;
 pub(crate) mod publisher;
 pub(crate) mod topics;

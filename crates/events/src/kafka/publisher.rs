@@ -10,6 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
+use super::interest::Recorder;
 use super::{KafkaConfig, Topics};
 use crate::event::{Binding, OutboxEvent};
 use crate::relay::Publish;
@@ -18,6 +19,7 @@ use crate::relay::Publish;
 pub struct KafkaPublisher {
     producer: FutureProducer,
     topics: Topics,
+    recorder: Option<Recorder>,
 }
 
 impl KafkaPublisher {
@@ -30,7 +32,19 @@ impl KafkaPublisher {
         Ok(Self {
             producer: producer(config)?,
             topics: Topics::new(config)?,
+            recorder: None,
         })
+    }
+
+    /// Records which topic each event type goes to before publishing it,
+    /// as the outbox relay must for consumer groups to find it (see
+    /// [`super::interest`]).
+    #[must_use]
+    pub fn recording(self, recorder: Recorder) -> Self {
+        Self {
+            recorder: Some(recorder),
+            ..self
+        }
     }
 }
 
@@ -158,6 +172,9 @@ impl Publish for KafkaPublisher {
             .collect();
         for topic in topics.iter().collect::<BTreeSet<_>>() {
             self.topics.ensure(topic).await?;
+        }
+        if let Some(recorder) = &self.recorder {
+            recorder.record(events).await?;
         }
         let attributes: Vec<Vec<(&'static str, String)>> = events
             .iter()

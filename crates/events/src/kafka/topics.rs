@@ -101,7 +101,7 @@ impl Topics {
     }
 }
 
-fn topic_of(prefix: &str, aggregate: &str) -> String {
+pub(crate) fn topic_of(prefix: &str, aggregate: &str) -> String {
     let name: String = aggregate
         .chars()
         .map(|c| {
