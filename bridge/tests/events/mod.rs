@@ -102,3 +102,136 @@ async fn store_unpaid_orders_time_out() {
 async fn posts_follow_user_events_and_replay_rebuilds_profiles() {
     crate::common::posts::posts_follow_user_events(Transport::Embedded).await;
 }
+
+/// A broker that confirms only when the test says so.
+#[derive(Clone, Default)]
+struct HeldBroker(std::sync::Arc<std::sync::Mutex<Held>>);
+
+#[derive(Default)]
+struct Held {
+    /// Each batch sent: its events' ids.
+    sent: Vec<Vec<uuid::Uuid>>,
+    /// The confirmation of each batch sent, until released.
+    confirm: Vec<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl HeldBroker {
+    fn sent(&self) -> Vec<Vec<uuid::Uuid>> {
+        self.0.lock().unwrap().sent.clone()
+    }
+
+    fn confirm(&self, batch: usize) {
+        let sender = self.0.lock().unwrap().confirm[batch].take();
+        sender.expect("confirmed once").send(()).unwrap();
+    }
+}
+
+impl bridge::events::relay::Publish for HeldBroker {
+    async fn send(
+        &self,
+        events: &[bridge::events::event::OutboxEvent],
+    ) -> anyhow::Result<bridge::events::relay::Confirmation> {
+        use futures::FutureExt;
+        let (confirm, confirmed) = tokio::sync::oneshot::channel();
+        let mut held = self.0.lock().unwrap();
+        held.sent.push(events.iter().map(|e| e.id).collect());
+        held.confirm.push(Some(confirm));
+        Ok(async move { confirmed.await.map_err(anyhow::Error::from) }.boxed())
+    }
+}
+
+/// The relay sends the next batches while the broker has not confirmed
+/// the first, and moves its cursor only past batches confirmed together
+/// with every batch before them: a crash with a batch unconfirmed
+/// publishes it again, first.
+#[tokio::test]
+async fn the_relay_sends_ahead_and_moves_only_past_confirmed_batches() {
+    use bridge::events::relay::OutboxRelay;
+
+    let (app, db) = probe_app(None, Default::default()).await;
+    let mut ids = Vec::new();
+    for seq in 0..3 {
+        ids.push(emit(&db, &format!("s{seq}"), "probe.step", json!({})).await);
+    }
+    let position_of = |id: uuid::Uuid| {
+        let db = &db;
+        async move {
+            db.query_one("SELECT position FROM outbox WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    let cursor = || async {
+        count(
+            &db,
+            "SELECT coalesce(max(position), 0) FROM bridge_cursors WHERE subscription = 'relay:held'",
+        )
+        .await
+    };
+    let relay = |broker: HeldBroker| {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let relay = OutboxRelay {
+            database: crate::common::database(&app.database),
+            name: "relay:held".into(),
+            config: bridge::events::dispatch::DispatchConfig {
+                batch_size: 1,
+                ..fast()
+            },
+            local_writes: None,
+        };
+        let task =
+            tokio::spawn(relay.run(move || std::future::ready(Ok(broker.clone())), shutdown));
+        (stop, task)
+    };
+
+    let broker = HeldBroker::default();
+    let (_stop, task) = relay(broker.clone());
+    eventually(
+        "three batches sent unconfirmed",
+        Duration::from_secs(10),
+        || async { broker.sent().len() == 3 },
+    )
+    .await;
+    assert_eq!(
+        broker.sent(),
+        ids.iter().map(|id| vec![*id]).collect::<Vec<_>>()
+    );
+    assert_eq!(cursor().await, 0, "nothing is confirmed yet");
+
+    // The second confirmed before the first: the cursor waits for the
+    // first, then moves past both.
+    broker.confirm(1);
+    broker.confirm(0);
+    let second = position_of(ids[1]).await;
+    eventually(
+        "the cursor past the second batch",
+        Duration::from_secs(10),
+        || async { cursor().await == second },
+    )
+    .await;
+
+    // A crash with the third unconfirmed: the next relay sends it again.
+    task.abort();
+    let _ = task.await;
+    assert_eq!(cursor().await, second);
+    let again = HeldBroker::default();
+    let (stop, task) = relay(again.clone());
+    eventually(
+        "the unconfirmed batch sent again",
+        Duration::from_secs(10),
+        || async { !again.sent().is_empty() },
+    )
+    .await;
+    assert_eq!(again.sent(), vec![vec![ids[2]]]);
+    again.confirm(0);
+    let third = position_of(ids[2]).await;
+    eventually(
+        "the cursor past the third batch",
+        Duration::from_secs(10),
+        || async { cursor().await == third },
+    )
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}

@@ -32,6 +32,7 @@ pub struct OutboxCursor {
     name: String,
     read: Statement,
     advance: Statement,
+    /// Where the next read starts: past the last batch read.
     txid: String,
     position: i64,
 }
@@ -133,8 +134,14 @@ impl OutboxCursor {
                 .client
                 .query(&self.read, &[&self.txid, &self.position, &limit])
                 .await?;
-            if !rows.is_empty() {
-                return Ok(Some(rows.iter().map(row_to_event).collect()));
+            if let Some(last) = rows.last() {
+                let events: Vec<OutboxEvent> = rows.iter().map(row_to_event).collect();
+                // Read on from here: a reader may read ahead of what it
+                // has acknowledged (the relay does), and the durable
+                // position moves only in `advance`.
+                self.txid = last.get(1);
+                self.position = last.get(0);
+                return Ok(Some(events));
             }
             tokio::select! {
                 _ = &mut notified => {}
@@ -144,17 +151,18 @@ impl OutboxCursor {
         }
     }
 
-    /// Moves the cursor past `last`: everything up to it is acknowledged.
+    /// Moves the durable cursor past `last`: everything up to it is
+    /// acknowledged. Reading goes on from the last batch read, which may
+    /// be further.
     ///
     /// # Errors
-    /// When the update fails; the cursor then stays where it was.
+    /// When the update fails; the durable cursor then stays where it was,
+    /// and the reader must open it again.
     pub async fn advance(&mut self, last: &OutboxEvent) -> anyhow::Result<()> {
         self.client
             .execute(&self.advance, &[&self.name, &last.txid, &last.position])
             .await
             .context("advancing the cursor")?;
-        self.txid = last.txid.clone();
-        self.position = last.position;
         Ok(())
     }
 }

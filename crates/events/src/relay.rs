@@ -1,23 +1,47 @@
 //! The outbox relay: committed outbox rows, in order, published to a
-//! broker in batches. The cursor moves only after the broker confirmed the
-//! whole batch, so a crash republishes (at-least-once) and never skips.
+//! broker in batches, the next ones read and sent while the broker
+//! confirms the earlier. The cursor moves past a batch only after the
+//! broker confirmed it and every batch before it, so a crash republishes
+//! (at-least-once) and never skips.
 //! The reader's advisory lock keeps one relay active across replicas.
 
+use std::collections::VecDeque;
+
+use futures::future::BoxFuture;
 use tokio::sync::{Notify, watch};
 
 use super::dispatch::DispatchConfig;
 use super::event::OutboxEvent;
-use super::outbox::{self, BatchHandler};
+use super::outbox::OutboxCursor;
 use super::reconnect::reconnecting;
 use super::wake;
 use spinmesh_config::database::Database;
 use spinmesh_host::outbox_writes::OutboxWrites;
 
+/// How many batches the relay has published and not yet seen confirmed.
+/// A broker under load confirms in tens of milliseconds; reading and
+/// publishing the next batch meanwhile keeps an event from waiting for the
+/// batch ahead of it to be confirmed before its own is even sent.
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// A broker's confirmation of published events.
+pub type Confirmation = BoxFuture<'static, anyhow::Result<()>>;
+
 /// A broker the relay publishes to.
 pub trait Publish: Send + Sync {
-    /// Publishes `events` and returns once the broker has confirmed all of
-    /// them.
-    fn publish(&self, events: &[OutboxEvent]) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Publishes `events` after everything published before, and returns
+    /// without waiting for the broker: the confirmation resolves once the
+    /// broker has confirmed all of them.
+    fn send(
+        &self,
+        events: &[OutboxEvent],
+    ) -> impl Future<Output = anyhow::Result<Confirmation>> + Send;
+
+    /// Publishes `events` and returns once the broker has confirmed all
+    /// of them.
+    fn publish(&self, events: &[OutboxEvent]) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async move { self.send(events).await?.await }
+    }
 }
 
 /// Relays the outbox to one broker.
@@ -58,31 +82,47 @@ impl OutboxRelay {
         drop(waking);
     }
 
+    /// Reads committed batches and publishes them, up to
+    /// [`BATCHES_IN_FLIGHT`] ahead of the broker's confirmations; the
+    /// cursor moves past a batch once it and every batch before it are
+    /// confirmed. `Ok` on shutdown, after what was published is confirmed.
     async fn relay<P: Publish>(
         &self,
         publisher: &P,
         wake: &Notify,
-        shutdown: watch::Receiver<bool>,
+        mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        let batching = (self.config.batch_size, self.config.poll_interval);
-        let handler = PublishBatches(publisher);
-        outbox::consume(
-            &self.database,
-            &self.name,
-            batching,
-            wake,
-            shutdown,
-            &handler,
-        )
-        .await
-    }
-}
-
-/// Batches handed to a broker.
-struct PublishBatches<'a, P>(&'a P);
-
-impl<P: Publish> BatchHandler for PublishBatches<'_, P> {
-    async fn handle(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
-        self.0.publish(events).await
+        let Some(mut cursor) =
+            OutboxCursor::open(&self.database, &self.name, &mut shutdown).await?
+        else {
+            return Ok(());
+        };
+        let (limit, poll) = (self.config.batch_size, self.config.poll_interval);
+        let mut in_flight: VecDeque<(OutboxEvent, Confirmation)> = VecDeque::new();
+        loop {
+            tokio::select! {
+                biased;
+                confirmed = async { (&mut in_flight.front_mut().expect("not empty").1).await },
+                    if !in_flight.is_empty() =>
+                {
+                    confirmed?;
+                    let (last, _) = in_flight.pop_front().expect("not empty");
+                    cursor.advance(&last).await?;
+                }
+                batch = cursor.next_batch(limit, wake, poll, &mut shutdown),
+                    if in_flight.len() < BATCHES_IN_FLIGHT =>
+                {
+                    let Some(events) = batch? else { break };
+                    let confirmation = publisher.send(&events).await?;
+                    let last = events.last().expect("batches are not empty").clone();
+                    in_flight.push_back((last, confirmation));
+                }
+            }
+        }
+        for (last, confirmation) in in_flight {
+            confirmation.await?;
+            cursor.advance(&last).await?;
+        }
+        Ok(())
     }
 }

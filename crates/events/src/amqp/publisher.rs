@@ -3,13 +3,14 @@
 
 use super::headers::with_headers;
 use anyhow::{Context, bail};
+use futures::FutureExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 use super::AmqpConfig;
 use super::topology;
 use crate::event::{Binding, OutboxEvent};
-use crate::relay::Publish;
+use crate::relay::{Confirmation, Publish};
 use crate::subscription::Subscription;
 use spinmesh_config::redact::redact;
 
@@ -84,6 +85,22 @@ pub async fn publish_confirmed(
     exchange: &str,
     messages: impl IntoIterator<Item = (String, Vec<u8>, BasicProperties)>,
 ) -> anyhow::Result<()> {
+    publish_unconfirmed(channel, exchange, messages)
+        .await?
+        .await
+}
+
+/// Publishes `messages` in order and returns what resolves once the broker
+/// has confirmed all of them.
+///
+/// # Errors
+/// When a message cannot be published (the returned confirmation fails
+/// when one is not confirmed, or is refused).
+async fn publish_unconfirmed(
+    channel: &Channel,
+    exchange: &str,
+    messages: impl IntoIterator<Item = (String, Vec<u8>, BasicProperties)>,
+) -> anyhow::Result<Confirmation> {
     let mut pending = Vec::new();
     for (routing_key, body, props) in messages {
         let confirm = channel
@@ -98,17 +115,20 @@ pub async fn publish_confirmed(
             .context("publishing")?;
         pending.push(confirm);
     }
-    for confirm in pending {
-        let confirmation = confirm.await.context("waiting for a publisher confirm")?;
-        if confirmation.is_nack() {
-            bail!("the broker refused (nacked) a message");
+    Ok(async move {
+        for confirm in pending {
+            let confirmation = confirm.await.context("waiting for a publisher confirm")?;
+            if confirmation.is_nack() {
+                bail!("the broker refused (nacked) a message");
+            }
         }
+        Ok(())
     }
-    Ok(())
+    .boxed())
 }
 
 impl Publish for AmqpPublisher {
-    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
+    async fn send(&self, events: &[OutboxEvent]) -> anyhow::Result<Confirmation> {
         let messages: Vec<(String, Vec<u8>, BasicProperties)> = events
             .iter()
             .map(|e| {
@@ -119,6 +139,6 @@ impl Publish for AmqpPublisher {
                 )
             })
             .collect();
-        publish_confirmed(&self.channel, &self.exchange, messages).await
+        publish_unconfirmed(&self.channel, &self.exchange, messages).await
     }
 }

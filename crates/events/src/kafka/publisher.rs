@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::FutureExt;
 use futures::future::try_join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
@@ -13,7 +14,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use super::interest::Recorder;
 use super::{KafkaConfig, Topics};
 use crate::event::{Binding, OutboxEvent};
-use crate::relay::Publish;
+use crate::relay::{Confirmation, Publish};
 
 /// The relay's producer.
 pub struct KafkaPublisher {
@@ -131,6 +132,19 @@ pub async fn send_all(
     producer: &FutureProducer,
     messages: Vec<Outgoing<'_>>,
 ) -> anyhow::Result<()> {
+    queue_all(producer, messages).await?.await
+}
+
+/// Queues every message in order and returns what resolves once the
+/// cluster has acknowledged all of them.
+///
+/// # Errors
+/// When a message cannot be queued (the returned confirmation fails when
+/// one is not acknowledged).
+async fn queue_all(
+    producer: &FutureProducer,
+    messages: Vec<Outgoing<'_>>,
+) -> anyhow::Result<Confirmation> {
     let mut pending: Vec<DeliveryFuture> = Vec::with_capacity(messages.len());
     for m in messages {
         let mut record = FutureRecord::to(m.topic)
@@ -153,19 +167,22 @@ pub async fn send_all(
             }
         }
     }
-    let results = try_join_all(pending)
-        .await
-        .context("the Kafka producer stopped")?;
-    for result in results {
-        if let Err((err, _)) = result {
-            return Err(err).context("the cluster did not acknowledge a message");
+    Ok(async move {
+        let results = try_join_all(pending)
+            .await
+            .context("the Kafka producer stopped")?;
+        for result in results {
+            if let Err((err, _)) = result {
+                return Err(err).context("the cluster did not acknowledge a message");
+            }
         }
+        Ok(())
     }
-    Ok(())
+    .boxed())
 }
 
 impl Publish for KafkaPublisher {
-    async fn publish(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
+    async fn send(&self, events: &[OutboxEvent]) -> anyhow::Result<Confirmation> {
         let topics: Vec<String> = events
             .iter()
             .map(|e| self.topics.of_aggregate(&e.aggregate))
@@ -191,6 +208,6 @@ impl Publish for KafkaPublisher {
                 headers: headers(attrs.iter().map(|(k, v)| (*k, v.as_bytes()))),
             })
             .collect();
-        send_all(&self.producer, messages).await
+        queue_all(&self.producer, messages).await
     }
 }
