@@ -291,10 +291,11 @@ pub trait BatchHandler: Sync {
     fn handle(&self, events: &[OutboxEvent]) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-/// The loop every outbox reader runs: open the named cursor (standing by
-/// while another replica holds it), hand each batch to `handler`, advance
-/// past it once handled. `Ok` on shutdown; an error leaves the cursor
-/// where it was.
+/// The loop of the embedded dispatcher's readers: open the named cursor
+/// (standing by while another replica holds it), hand each batch to
+/// `handler`, advance past it once handled. `Ok` on shutdown; an error
+/// leaves the cursor where it was. (The relay runs its own loop over the
+/// same cursor, publishing ahead of the broker's confirmations.)
 ///
 /// # Errors
 /// When the database or the handler fails.
