@@ -21,6 +21,8 @@ use bridge::keys::JwtKeys;
 use serde_json::json;
 use tokio_postgres::NoTls;
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/brokers.rs"]
 mod brokers;
 #[path = "support/load.rs"]

@@ -20,6 +20,8 @@ use hyper::server::conn::http1 as server_http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/load.rs"]
 mod load;
 

@@ -25,6 +25,8 @@ use bridge::events::subscription::{Destination, Subscription, TypePattern};
 use mongodb::bson::{Document, doc};
 use tokio_postgres::NoTls;
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/brokers.rs"]
 mod brokers;
 
