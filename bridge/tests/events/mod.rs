@@ -88,6 +88,73 @@ async fn a_late_committing_transaction_is_not_skipped() {
     runner.stop().await;
 }
 
+/// The probe subscribes to `probe.*`: its reader asks the database for
+/// those types only, and moves its durable cursor past the rows of other
+/// types it skipped, also when none of its own follow them.
+#[tokio::test]
+async fn a_reader_skips_other_types_and_moves_past_them() {
+    let (app, db) = probe_app(None, Default::default()).await;
+    let noise = |n: i32| {
+        let db = &db;
+        async move {
+            // Types a prefix match must not take for `probe.*`.
+            db.execute(
+                "INSERT INTO outbox (id, source, type, subject, aggregate, data)
+                 SELECT gen_random_uuid(), '/test',
+                        (ARRAY['other.noise', 'probe', 'probeXstep', 'probes.step'])[1 + i % 4],
+                        'n' || i, 'probes', '{}'
+                   FROM generate_series(1, $1::int) AS i",
+                &[&n],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let mut wanted = Vec::new();
+    for seq in 1..=3 {
+        noise(250).await;
+        wanted.push(emit(&db, "x", "probe.step", json!({ "seq": seq })).await);
+    }
+    noise(250).await;
+    let invoker = Invoker::Embedded(app.running.as_ref().unwrap().host.clone());
+    let manifest = root().join("bridge/tests/probe/spin.toml");
+    let runner = Transport::Embedded.start(&app, &manifest, invoker, None, fast());
+    eventually("the probe's events", Duration::from_secs(10), || async {
+        count(&db, "SELECT count(*) FROM probe_attempts").await == 3
+    })
+    .await;
+    let delivered: Vec<uuid::Uuid> = db
+        .query("SELECT event_id FROM probe_attempts ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(delivered, wanted, "its own events, once each, in order");
+    eventually(
+        "the cursor past the trailing rows of other types",
+        Duration::from_secs(10),
+        || async {
+            count(
+                &db,
+                "SELECT count(*) FROM bridge_cursors c
+                  WHERE c.subscription = 'probe'
+                    AND (c.txid, c.position) = (SELECT txid, position FROM outbox
+                                                 ORDER BY txid DESC, position DESC LIMIT 1)",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
+    runner.stop().await;
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM probe_attempts").await,
+        3,
+        "no other type reached the probe"
+    );
+}
+
 #[tokio::test]
 async fn store_saga_end_to_end() {
     crate::common::saga::saga_end_to_end(Transport::Embedded).await;

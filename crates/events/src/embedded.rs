@@ -1,6 +1,8 @@
 //! The embedded source: no broker. Each subscription reads the outbox
 //! through its own durable cursor (`bridge_cursors`) and delivers straight
-//! to its sink.
+//! to its sink. A subscription that does not take every type asks the
+//! database for its own types only ([`outbox::TypeFilter`]): the others
+//! are skipped there, never sent over, decoded or queued for delivery.
 //!
 //! Reading follows the outbox's ordering rule: only rows whose transaction
 //! is older than every running transaction, in `(txid, position)` order, so
@@ -24,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::dispatch::DeadLetter;
 use super::event::{Binding, OutboxEvent};
 use super::lanes::Lanes;
-use super::outbox::{self, BatchHandler, LazyClient};
+use super::outbox::{self, BatchHandler, LazyClient, TypeFilter};
 use super::pipeline::{Delivery, Received};
 use super::reconnect::reconnecting;
 use spinmesh_config::database::Database;
@@ -57,6 +59,7 @@ impl EmbeddedSource {
         let result = outbox::consume(
             &self.database,
             &self.delivery.subscription.name,
+            TypeFilter::of(&self.delivery.subscription.patterns),
             (config.batch_size, config.poll_interval),
             &self.wake,
             shutdown,

@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 use tokio_postgres::{Client, Statement};
 
 use spinmesh_config::database::Database;
 
 use super::event::OutboxEvent;
+use super::subscription::TypePattern;
 
 /// The channel the outbox trigger notifies.
 pub const OUTBOX_CHANNEL: &str = "spinmesh_outbox";
@@ -25,27 +27,109 @@ pub const OUTBOX_CHANNEL: &str = "spinmesh_outbox";
 /// How long a stand-by reader waits before trying the lock again.
 const STANDBY_RETRY: Duration = Duration::from_secs(2);
 
+/// How often, at most, a reader whose reads find none of its types makes
+/// the position it skipped to durable (a crash before then only means
+/// scanning those rows again).
+const SKIP_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A place in the outbox: a row's `(txid, position)`, read order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// The row's transaction (xid8, as text).
+    pub txid: String,
+    /// The row's position.
+    pub position: i64,
+}
+
+impl Mark {
+    fn of(event: &OutboxEvent) -> Self {
+        Self {
+            txid: event.txid.clone(),
+            position: event.position,
+        }
+    }
+}
+
+/// What one read returned: the events the reader wants, in order, and how
+/// far it read (its last event, or further when rows of other types
+/// followed it). Advancing past a batch means advancing to `upto`.
+#[derive(Debug)]
+pub struct Batch {
+    /// Not empty.
+    pub events: Vec<OutboxEvent>,
+    /// Where the read ended.
+    pub upto: Mark,
+}
+
+/// The event types a reader reads, as the read statement's parameters:
+/// rows of other types are skipped in the database, never sent, decoded
+/// or handed to the delivery stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeFilter {
+    /// `type = ANY(..)`.
+    exact: Vec<String>,
+    /// `type LIKE ANY(..)`: escaped `prefix.%` patterns.
+    families: Vec<String>,
+}
+
+impl TypeFilter {
+    /// The filter for `patterns`; `None` when they match every type.
+    pub fn of(patterns: &[TypePattern]) -> Option<Self> {
+        let mut filter = Self {
+            exact: Vec::new(),
+            families: Vec::new(),
+        };
+        for pattern in patterns {
+            match pattern {
+                TypePattern::All => return None,
+                TypePattern::Exact(ty) => filter.exact.push(ty.clone()),
+                TypePattern::Family(prefix) => filter.families.push(format!(
+                    "{}.%",
+                    prefix
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                )),
+            }
+        }
+        Some(filter)
+    }
+}
+
 /// A named reader's position in the outbox, with its own connection.
 pub struct OutboxCursor {
     client: Client,
     _connection: AbortOnDrop,
     name: String,
     read: Statement,
+    filter: Option<TypeFilter>,
     advance: Statement,
-    /// Where the next read starts: past the last batch read.
-    txid: String,
-    position: i64,
+    /// Where the next read starts: past the last rows read.
+    next: Mark,
+    /// The end of the last batch handed out.
+    handed_out: Mark,
+    /// The durable position, and when it was written.
+    durable: (Mark, Instant),
 }
 
 impl OutboxCursor {
     /// Connects, waits (standing by) until this process holds the reader's
-    /// lock, and loads or creates the cursor. `None` when shutdown came first.
+    /// lock, and loads or creates the cursor, which reads the types
+    /// `filter` names (every type without one). `None` when shutdown came
+    /// first.
+    ///
+    /// A filtered reader skips rows of other types and, when a read found
+    /// none of its own, makes the skip durable itself (at most every
+    /// [`SKIP_PERSIST_INTERVAL`]) once every batch it handed out has been
+    /// advanced past: a reader that reads ahead of its acknowledgements
+    /// (the relay) reads every type.
     ///
     /// # Errors
     /// When the database cannot be reached or queried.
     pub async fn open(
         database: &Database,
         name: &str,
+        filter: Option<TypeFilter>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<Option<Self>> {
         let (client, conn) = database.connect_raw().await?;
@@ -84,7 +168,10 @@ impl OutboxCursor {
             )
             .await
             .context("creating the cursor")?;
-        let read = client.prepare(&read_sql("")).await?;
+        let read = match filter {
+            Some(_) => client.prepare(FILTERED_READ).await?,
+            None => client.prepare(&read_sql("")).await?,
+        };
         // Prepared once: a busy reader advances after every batch.
         let advance = client
             .prepare(
@@ -98,14 +185,20 @@ impl OutboxCursor {
                 &[&name],
             )
             .await?;
+        let at = Mark {
+            txid: row.get(0),
+            position: row.get(1),
+        };
         Ok(Some(Self {
             client,
             _connection: connection,
             name: name.to_string(),
             read,
+            filter,
             advance,
-            txid: row.get(0),
-            position: row.get(1),
+            next: at.clone(),
+            handed_out: at.clone(),
+            durable: (at, Instant::now()),
         }))
     }
 
@@ -120,9 +213,10 @@ impl OutboxCursor {
         wake: &Notify,
         poll: Duration,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> anyhow::Result<Option<Vec<OutboxEvent>>> {
+    ) -> anyhow::Result<Option<Batch>> {
         loop {
             if *shutdown.borrow() {
+                self.persist_skip(Duration::ZERO).await?;
                 return Ok(None);
             }
             // Register interest before reading so a notification that
@@ -130,42 +224,136 @@ impl OutboxCursor {
             let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let rows = self
-                .client
-                .query(&self.read, &[&self.txid, &self.position, &limit])
-                .await?;
-            if let Some(last) = rows.last() {
-                let events: Vec<OutboxEvent> = rows.iter().map(row_to_event).collect();
+            if let Some(batch) = self.read(limit).await? {
                 // Read on from here: a reader may read ahead of what it
                 // has acknowledged (the relay does), and the durable
                 // position moves only in `advance`.
-                self.txid = last.get(1);
-                self.position = last.get(0);
-                return Ok(Some(events));
+                self.next = batch.upto.clone();
+                self.handed_out = batch.upto.clone();
+                return Ok(Some(batch));
             }
+            self.persist_skip(SKIP_PERSIST_INTERVAL).await?;
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(poll) => {}
-                _ = shutdown.changed() => return Ok(None),
+                _ = shutdown.changed() => {}
             }
         }
     }
 
-    /// Moves the durable cursor past `last`: everything up to it is
+    /// One read after `next`: a batch, or `None` when nothing the reader
+    /// wants is committed yet (having moved `next` past what it skipped).
+    async fn read(&mut self, limit: i64) -> anyhow::Result<Option<Batch>> {
+        let Mark { txid, position } = &self.next;
+        let Some(filter) = &self.filter else {
+            let rows = self
+                .client
+                .query(&self.read, &[txid, position, &limit])
+                .await?;
+            let events: Vec<OutboxEvent> = rows.iter().map(row_to_event).collect();
+            return Ok(events
+                .last()
+                .map(Mark::of)
+                .map(|upto| Batch { events, upto }));
+        };
+        let rows = self
+            .client
+            .query(
+                &self.read,
+                &[txid, position, &limit, &filter.exact, &filter.families],
+            )
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        let mut edge = None;
+        for row in &rows {
+            if row.get::<_, bool>(EDGE_COLUMN) {
+                edge = Some(Mark {
+                    txid: row.get(1),
+                    position: row.get(0),
+                });
+            } else {
+                events.push(row_to_event(row));
+            }
+        }
+        // A full batch may have more of the reader's rows behind it: the
+        // next read starts after its last event. Otherwise every committed
+        // row up to the edge has been seen.
+        let full = i64::try_from(events.len()).unwrap_or(i64::MAX) >= limit;
+        let upto = match (events.last(), edge) {
+            (Some(last), _) if full => Mark::of(last),
+            (_, Some(edge)) => edge,
+            (Some(last), None) => Mark::of(last),
+            (None, None) => return Ok(None),
+        };
+        if events.is_empty() {
+            self.next = upto;
+            return Ok(None);
+        }
+        Ok(Some(Batch { events, upto }))
+    }
+
+    /// Makes a skip durable when every batch handed out has been advanced
+    /// past and the last durable write is `older_than` ago or more.
+    async fn persist_skip(&mut self, older_than: Duration) -> anyhow::Result<()> {
+        let (durable, written) = &self.durable;
+        if self.next != *durable && self.handed_out == *durable && written.elapsed() >= older_than {
+            let next = self.next.clone();
+            self.advance(&next).await?;
+            self.handed_out = next;
+        }
+        Ok(())
+    }
+
+    /// Moves the durable cursor to `upto`: everything up to it is
     /// acknowledged. Reading goes on from the last batch read, which may
     /// be further.
     ///
     /// # Errors
     /// When the update fails; the durable cursor then stays where it was,
     /// and the reader must open it again.
-    pub async fn advance(&mut self, last: &OutboxEvent) -> anyhow::Result<()> {
+    pub async fn advance(&mut self, upto: &Mark) -> anyhow::Result<()> {
         self.client
-            .execute(&self.advance, &[&self.name, &last.txid, &last.position])
+            .execute(&self.advance, &[&self.name, &upto.txid, &upto.position])
             .await
             .context("advancing the cursor")?;
+        self.durable = (upto.clone(), Instant::now());
         Ok(())
     }
 }
+
+/// The filtered read's flag column: `true` on the one extra row that is
+/// not an event but the last committed row after the cursor (the edge),
+/// of whatever type.
+const EDGE_COLUMN: usize = 10;
+
+/// The next `$3` committed rows of the wanted types (`$4` exact, `$5`
+/// `LIKE` patterns) after `($1, $2)`, and the edge: how far every
+/// committed row has been seen, from the same snapshot, so rows of other
+/// types after the last wanted one are skipped for good.
+const FILTERED_READ: &str = "
+    WITH wanted AS (
+        SELECT position, txid, id, source, type, subject, aggregate, time, dataschema, data
+          FROM outbox
+         WHERE (txid, position) > ($1::text::xid8, $2)
+           AND txid < pg_snapshot_xmin(pg_current_snapshot())
+           AND (type = ANY($4::text[]) OR type LIKE ANY($5::text[]))
+         ORDER BY txid, position
+         LIMIT $3),
+    edge AS (
+        SELECT position, txid
+          FROM outbox
+         WHERE (txid, position) > ($1::text::xid8, $2)
+           AND txid < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY txid DESC, position DESC
+         LIMIT 1)
+    SELECT position, txid::text, id, source, type, subject, aggregate,
+           to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+           dataschema, data::text, false, txid
+      FROM wanted
+    UNION ALL
+    SELECT position, txid::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, true, txid
+      FROM edge
+     ORDER BY 11, 12, 1";
 
 /// The statement reading the next `$3` committed rows after position
 /// `($1, $2)` in `(txid, position)` order, plus `extra` conditions.
@@ -292,8 +480,8 @@ pub trait BatchHandler: Sync {
 }
 
 /// The loop of the embedded dispatcher's readers: open the named cursor
-/// (standing by while another replica holds it), hand each batch to
-/// `handler`, advance past it once handled. `Ok` on shutdown; an error
+/// for the types `filter` names (standing by while another replica holds
+/// it), hand each batch to `handler`, advance past it once handled. `Ok` on shutdown; an error
 /// leaves the cursor where it was. (The relay runs its own loop over the
 /// same cursor, publishing ahead of the broker's confirmations.)
 ///
@@ -302,19 +490,18 @@ pub trait BatchHandler: Sync {
 pub async fn consume(
     database: &Database,
     name: &str,
+    filter: Option<TypeFilter>,
     (limit, poll): (i64, Duration),
     wake: &Notify,
     mut shutdown: watch::Receiver<bool>,
     handler: &impl BatchHandler,
 ) -> anyhow::Result<()> {
-    let Some(mut cursor) = OutboxCursor::open(database, name, &mut shutdown).await? else {
+    let Some(mut cursor) = OutboxCursor::open(database, name, filter, &mut shutdown).await? else {
         return Ok(());
     };
-    while let Some(events) = cursor.next_batch(limit, wake, poll, &mut shutdown).await? {
-        handler.handle(&events).await?;
-        if let Some(last) = events.last() {
-            cursor.advance(last).await?;
-        }
+    while let Some(batch) = cursor.next_batch(limit, wake, poll, &mut shutdown).await? {
+        handler.handle(&batch.events).await?;
+        cursor.advance(&batch.upto).await?;
     }
     Ok(())
 }
@@ -389,5 +576,39 @@ impl LazyClient {
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_filters_match_what_the_patterns_match() {
+        assert_eq!(TypeFilter::of(&[TypePattern::All]), None);
+        assert_eq!(
+            TypeFilter::of(&[
+                TypePattern::Exact("order.paid".into()),
+                TypePattern::Exact("user_x.y".into()),
+            ]),
+            Some(TypeFilter {
+                exact: vec!["order.paid".into(), "user_x.y".into()],
+                families: vec![],
+            }),
+            "exact types are compared as they are"
+        );
+        assert_eq!(
+            TypeFilter::of(&[TypePattern::Family(r"a_b%c\d".into())]),
+            Some(TypeFilter {
+                exact: vec![],
+                families: vec![r"a\_b\%c\\d.%".into()],
+            }),
+            "a family's prefix is a literal in LIKE"
+        );
+        assert_eq!(
+            TypeFilter::of(&[TypePattern::Family("order".into()), TypePattern::All]),
+            None,
+            "`*` beside others reads everything"
+        );
     }
 }

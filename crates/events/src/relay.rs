@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use super::dispatch::DispatchConfig;
 use super::event::OutboxEvent;
-use super::outbox::OutboxCursor;
+use super::outbox::{Mark, OutboxCursor};
 use super::reconnect::reconnecting;
 use super::wake;
 use spinmesh_config::database::Database;
@@ -93,12 +93,12 @@ impl OutboxRelay {
         mut shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         let Some(mut cursor) =
-            OutboxCursor::open(&self.database, &self.name, &mut shutdown).await?
+            OutboxCursor::open(&self.database, &self.name, None, &mut shutdown).await?
         else {
             return Ok(());
         };
         let (limit, poll) = (self.config.batch_size, self.config.poll_interval);
-        let mut in_flight: VecDeque<(OutboxEvent, Confirmation)> = VecDeque::new();
+        let mut in_flight: VecDeque<(Mark, Confirmation)> = VecDeque::new();
         loop {
             tokio::select! {
                 biased;
@@ -106,22 +106,21 @@ impl OutboxRelay {
                     if !in_flight.is_empty() =>
                 {
                     confirmed?;
-                    let (last, _) = in_flight.pop_front().expect("not empty");
-                    cursor.advance(&last).await?;
+                    let (upto, _) = in_flight.pop_front().expect("not empty");
+                    cursor.advance(&upto).await?;
                 }
                 batch = cursor.next_batch(limit, wake, poll, &mut shutdown),
                     if in_flight.len() < BATCHES_IN_FLIGHT =>
                 {
-                    let Some(events) = batch? else { break };
-                    let confirmation = publisher.send(&events).await?;
-                    let last = events.last().expect("batches are not empty").clone();
-                    in_flight.push_back((last, confirmation));
+                    let Some(batch) = batch? else { break };
+                    let confirmation = publisher.send(&batch.events).await?;
+                    in_flight.push_back((batch.upto, confirmation));
                 }
             }
         }
-        for (last, confirmation) in in_flight {
+        for (upto, confirmation) in in_flight {
             confirmation.await?;
-            cursor.advance(&last).await?;
+            cursor.advance(&upto).await?;
         }
         Ok(())
     }
