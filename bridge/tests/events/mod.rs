@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use bridge::events::dispatch::DispatchConfig;
 use bridge::events::invoke::Invoker;
 use serde_json::json;
 
@@ -153,6 +154,56 @@ async fn a_reader_skips_other_types_and_moves_past_them() {
         3,
         "no other type reached the probe"
     );
+}
+
+/// An event that has committed behind an older transaction which writes
+/// no event (so its end wakes no one) is delivered once that transaction
+/// ends, not at the next poll (ten minutes here).
+#[tokio::test]
+async fn an_event_held_behind_a_silent_transaction_goes_when_it_ends() {
+    let config = DispatchConfig {
+        poll_interval: Duration::from_secs(600),
+        ..fast()
+    };
+    let (app, db) = probe_app(None, Default::default()).await;
+    let invoker = Invoker::Embedded(app.running.as_ref().unwrap().host.clone());
+    let manifest = root().join("bridge/tests/probe/spin.toml");
+    let runner = Transport::Embedded.start(&app, &manifest, invoker, None, config);
+    eventually("the reader's cursor", Duration::from_secs(10), || async {
+        count(
+            &db,
+            "SELECT count(*) FROM bridge_cursors WHERE subscription = 'probe'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    let mut silent = app.db().await;
+    let tx = silent.transaction().await.unwrap();
+    // An xid of its own: the horizon stays below it until it ends.
+    tx.execute("SELECT txid_current()", &[]).await.unwrap();
+    let id = emit(&db, "x", "probe.step", json!({"seq": 1})).await;
+    // The event's NOTIFY wakes the reader, which finds it held.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM probe_attempts").await,
+        0,
+        "nothing passes an open transaction's horizon"
+    );
+    tx.commit().await.unwrap();
+    eventually(
+        "the held event, well before the next poll",
+        Duration::from_secs(5),
+        || async { count(&db, "SELECT count(*) FROM probe_attempts").await == 1 },
+    )
+    .await;
+    let delivered: uuid::Uuid = db
+        .query_one("SELECT event_id FROM probe_attempts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(delivered, id);
+    runner.stop().await;
 }
 
 #[tokio::test]

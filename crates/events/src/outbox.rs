@@ -4,10 +4,12 @@
 //!
 //! Rows are read only when their transaction is older than every running
 //! transaction (`txid < pg_snapshot_xmin`), in `(txid, position)` order, so
-//! a row that commits late is never skipped. Each reader has a named,
-//! durable cursor in `bridge_cursors` and holds a session advisory lock on
-//! that name: one bridge replica reads, the others stand by and take over
-//! when its connection goes away.
+//! a row that commits late is never skipped. A row that has committed but
+//! waits behind an older transaction is looked for again after
+//! `HELD_RETRY`: that transaction's end wakes no one when it wrote no
+//! event. Each reader has a named, durable cursor in `bridge_cursors` and
+//! holds a session advisory lock on that name: one bridge replica reads,
+//! the others stand by and take over when its connection goes away.
 
 use std::time::Duration;
 
@@ -26,6 +28,11 @@ pub const OUTBOX_CHANNEL: &str = "spinmesh_outbox";
 
 /// How long a stand-by reader waits before trying the lock again.
 const STANDBY_RETRY: Duration = Duration::from_secs(2);
+
+/// How soon a reader reads again when rows it wants have committed but
+/// wait behind an older transaction still running (see the module doc):
+/// that transaction's end wakes no one when it wrote no event.
+const HELD_RETRY: Duration = Duration::from_millis(10);
 
 /// How often, at most, a reader whose reads find none of its types makes
 /// the position it skipped to durable (a crash before then only means
@@ -73,6 +80,14 @@ pub struct TypeFilter {
 }
 
 impl TypeFilter {
+    /// Every type.
+    fn every() -> Self {
+        Self {
+            exact: Vec::new(),
+            families: vec!["%".to_owned()],
+        }
+    }
+
     /// The filter for `patterns`; `None` when they match every type.
     pub fn of(patterns: &[TypePattern]) -> Option<Self> {
         let mut filter = Self {
@@ -102,7 +117,7 @@ pub struct OutboxCursor {
     _connection: AbortOnDrop,
     name: String,
     read: Statement,
-    filter: Option<TypeFilter>,
+    filter: TypeFilter,
     advance: Statement,
     /// Where the next read starts: past the last rows read.
     next: Mark,
@@ -168,10 +183,7 @@ impl OutboxCursor {
             )
             .await
             .context("creating the cursor")?;
-        let read = match filter {
-            Some(_) => client.prepare(FILTERED_READ).await?,
-            None => client.prepare(&read_sql("")).await?,
-        };
+        let read = client.prepare(READ).await?;
         // Prepared once: a busy reader advances after every batch.
         let advance = client
             .prepare(
@@ -194,7 +206,7 @@ impl OutboxCursor {
             _connection: connection,
             name: name.to_string(),
             read,
-            filter,
+            filter: filter.unwrap_or_else(TypeFilter::every),
             advance,
             next: at.clone(),
             handed_out: at.clone(),
@@ -224,55 +236,49 @@ impl OutboxCursor {
             let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(batch) = self.read(limit).await? {
-                // Read on from here: a reader may read ahead of what it
-                // has acknowledged (the relay does), and the durable
-                // position moves only in `advance`.
-                self.next = batch.upto.clone();
-                self.handed_out = batch.upto.clone();
-                return Ok(Some(batch));
-            }
+            let held = match self.read(limit).await? {
+                Read::Batch(batch) => {
+                    // Read on from here: a reader may read ahead of what it
+                    // has acknowledged (the relay does), and the durable
+                    // position moves only in `advance`.
+                    self.next = batch.upto.clone();
+                    self.handed_out = batch.upto.clone();
+                    return Ok(Some(batch));
+                }
+                Read::Nothing { held } => held,
+            };
             self.persist_skip(SKIP_PERSIST_INTERVAL).await?;
+            let wait = if held { poll.min(HELD_RETRY) } else { poll };
             tokio::select! {
                 _ = &mut notified => {}
-                _ = tokio::time::sleep(poll) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
         }
     }
 
-    /// One read after `next`: a batch, or `None` when nothing the reader
-    /// wants is committed yet (having moved `next` past what it skipped).
-    async fn read(&mut self, limit: i64) -> anyhow::Result<Option<Batch>> {
+    /// One read after `next`: a batch, or nothing the reader wants
+    /// committed yet (having moved `next` past what it skipped).
+    async fn read(&mut self, limit: i64) -> anyhow::Result<Read> {
         let Mark { txid, position } = &self.next;
-        let Some(filter) = &self.filter else {
-            let rows = self
-                .client
-                .query(&self.read, &[txid, position, &limit])
-                .await?;
-            let events: Vec<OutboxEvent> = rows.iter().map(row_to_event).collect();
-            return Ok(events
-                .last()
-                .map(Mark::of)
-                .map(|upto| Batch { events, upto }));
-        };
+        let TypeFilter { exact, families } = &self.filter;
         let rows = self
             .client
-            .query(
-                &self.read,
-                &[txid, position, &limit, &filter.exact, &filter.families],
-            )
+            .query(&self.read, &[txid, position, &limit, exact, families])
             .await?;
         let mut events = Vec::with_capacity(rows.len());
-        let mut edge = None;
+        let (mut edge, mut held) = (None, false);
         for row in &rows {
-            if row.get::<_, bool>(EDGE_COLUMN) {
-                edge = Some(Mark {
-                    txid: row.get(1),
-                    position: row.get(0),
-                });
-            } else {
-                events.push(row_to_event(row));
+            match row.get::<_, i32>(KIND_COLUMN) {
+                EVENT => events.push(row_to_event(row)),
+                EDGE => {
+                    edge = Some(Mark {
+                        txid: row.get(1),
+                        position: row.get(0),
+                    });
+                }
+                HELD => held = true,
+                kind => anyhow::bail!("the outbox read returned a row of kind {kind}"),
             }
         }
         // A full batch may have more of the reader's rows behind it: the
@@ -283,13 +289,13 @@ impl OutboxCursor {
             (Some(last), _) if full => Mark::of(last),
             (_, Some(edge)) => edge,
             (Some(last), None) => Mark::of(last),
-            (None, None) => return Ok(None),
+            (None, None) => return Ok(Read::Nothing { held }),
         };
         if events.is_empty() {
             self.next = upto;
-            return Ok(None);
+            return Ok(Read::Nothing { held });
         }
-        Ok(Some(Batch { events, upto }))
+        Ok(Read::Batch(Batch { events, upto }))
     }
 
     /// Makes a skip durable when every batch handed out has been advanced
@@ -321,16 +327,31 @@ impl OutboxCursor {
     }
 }
 
-/// The filtered read's flag column: `true` on the one extra row that is
-/// not an event but the last committed row after the cursor (the edge),
-/// of whatever type.
-const EDGE_COLUMN: usize = 10;
+/// What one read found.
+enum Read {
+    /// Events the reader wants.
+    Batch(Batch),
+    /// None; `held`: some have committed but wait behind the horizon.
+    Nothing { held: bool },
+}
+
+/// The read statement's row kinds, in its `KIND_COLUMN`.
+const KIND_COLUMN: usize = 10;
+/// An event the reader wants.
+const EVENT: i32 = 0;
+/// Not an event: the last committed row after the cursor (the edge), of
+/// whatever type.
+const EDGE: i32 = 1;
+/// Not an event: a row the reader wants that has committed but is not
+/// readable yet, because an older transaction is still running.
+const HELD: i32 = 2;
 
 /// The next `$3` committed rows of the wanted types (`$4` exact, `$5`
-/// `LIKE` patterns) after `($1, $2)`, and the edge: how far every
-/// committed row has been seen, from the same snapshot, so rows of other
-/// types after the last wanted one are skipped for good.
-const FILTERED_READ: &str = "
+/// `LIKE` patterns) after `($1, $2)`; the edge, how far every committed
+/// row has been seen in the same snapshot, so rows of other types after
+/// the last wanted one are skipped for good; and whether a wanted row is
+/// held behind the horizon.
+const READ: &str = "
     WITH wanted AS (
         SELECT position, txid, id, source, type, subject, aggregate, time, dataschema, data
           FROM outbox
@@ -345,14 +366,24 @@ const FILTERED_READ: &str = "
          WHERE (txid, position) > ($1::text::xid8, $2)
            AND txid < pg_snapshot_xmin(pg_current_snapshot())
          ORDER BY txid DESC, position DESC
+         LIMIT 1),
+    held AS (
+        SELECT position, txid
+          FROM outbox
+         WHERE (txid, position) > ($1::text::xid8, $2)
+           AND txid >= pg_snapshot_xmin(pg_current_snapshot())
+           AND (type = ANY($4::text[]) OR type LIKE ANY($5::text[]))
          LIMIT 1)
     SELECT position, txid::text, id, source, type, subject, aggregate,
            to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-           dataschema, data::text, false, txid
+           dataschema, data::text, 0, txid
       FROM wanted
     UNION ALL
-    SELECT position, txid::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, true, txid
+    SELECT position, txid::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, txid
       FROM edge
+    UNION ALL
+    SELECT position, txid::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, txid
+      FROM held
      ORDER BY 11, 12, 1";
 
 /// The statement reading the next `$3` committed rows after position
