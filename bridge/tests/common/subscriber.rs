@@ -84,6 +84,17 @@ pub async fn count(client: &Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.unwrap().get(0)
 }
 
+/// The event id of every attempt the probe has seen, in arrival order.
+pub async fn attempts_in_order(client: &Client) -> Vec<uuid::Uuid> {
+    client
+        .query("SELECT event_id FROM probe_attempts ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// Every event id the probe has received at least once.
 pub async fn delivered_ids(client: &Client) -> std::collections::HashSet<uuid::Uuid> {
     client

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::common::root;
 use crate::common::scenarios;
-use crate::common::subscriber::{count, emit, eventually, fast, probe_app};
+use crate::common::subscriber::{attempts_in_order, count, emit, eventually, fast, probe_app};
 use crate::common::transport::Transport;
 
 #[tokio::test]
@@ -78,14 +78,7 @@ async fn a_late_committing_transaction_is_not_skipped() {
         count(&db, "SELECT count(*) FROM probe_attempts").await == 2
     })
     .await;
-    let order: Vec<uuid::Uuid> = db
-        .query("SELECT event_id FROM probe_attempts ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(order, [early, late]);
+    assert_eq!(attempts_in_order(&db).await, [early, late]);
     runner.stop().await;
 }
 
@@ -124,14 +117,11 @@ async fn a_reader_skips_other_types_and_moves_past_them() {
         count(&db, "SELECT count(*) FROM probe_attempts").await == 3
     })
     .await;
-    let delivered: Vec<uuid::Uuid> = db
-        .query("SELECT event_id FROM probe_attempts ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(delivered, wanted, "its own events, once each, in order");
+    assert_eq!(
+        attempts_in_order(&db).await,
+        wanted,
+        "its own events, once each, in order"
+    );
     eventually(
         "the cursor past the trailing rows of other types",
         Duration::from_secs(10),
@@ -197,12 +187,7 @@ async fn an_event_held_behind_a_silent_transaction_goes_when_it_ends() {
         || async { count(&db, "SELECT count(*) FROM probe_attempts").await == 1 },
     )
     .await;
-    let delivered: uuid::Uuid = db
-        .query_one("SELECT event_id FROM probe_attempts", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(delivered, id);
+    assert_eq!(attempts_in_order(&db).await, [id]);
     runner.stop().await;
 }
 
