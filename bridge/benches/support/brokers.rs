@@ -37,10 +37,23 @@ pub fn broker_for(mode: &str) -> BrokerConfig {
             group_prefix: format!("bench{}.", &run[..12]),
             session_timeout: Duration::from_secs(3),
             metadata_refresh: Duration::from_millis(500),
+            properties: kafka_properties(),
             ..KafkaConfig::default()
         }),
         _ => BrokerConfig::Embedded,
     }
+}
+
+/// `BENCH_KAFKA_PROPERTIES=name=value,...`: librdkafka settings, as
+/// `--kafka-property` gives them to `bridge up` (e.g.
+/// `fetch.wait.max.ms=10,linger.ms=0` to measure latency tunings).
+fn kafka_properties() -> Vec<(String, String)> {
+    std::env::var("BENCH_KAFKA_PROPERTIES")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
 }
 
 /// `BENCH_LOG=<filter>` (e.g. `bridge=warn`) shows the bridge's logs.
