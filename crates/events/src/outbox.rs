@@ -512,9 +512,10 @@ pub trait BatchHandler: Sync {
 
 /// The loop of the embedded dispatcher's readers: open the named cursor
 /// for the types `filter` names (standing by while another replica holds
-/// it), hand each batch to `handler`, advance past it once handled. `Ok` on shutdown; an error
-/// leaves the cursor where it was. (The relay runs its own loop over the
-/// same cursor, publishing ahead of the broker's confirmations.)
+/// it), hand each batch to `handler`, advance past it once handled. `Ok`
+/// on shutdown; an error leaves the cursor where it was. (The relay runs
+/// its own loop over the same cursor, publishing ahead of the broker's
+/// confirmations.)
 ///
 /// # Errors
 /// When the database or the handler fails.
