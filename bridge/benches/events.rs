@@ -8,8 +8,8 @@
 //! after another, in one run), BENCH_EVENTS (default
 //! 100000), BENCH_SECONDS (5), BENCH_CONNECTIONS (32), BENCH_ORDER_RATE
 //! (200 orders/s for the latency part), BENCH_ONLY=saga (skip the event
-//! path parts). Needs the components built,
-//! Postgres, Redis, and the chosen broker.
+//! path parts) or BENCH_ONLY=events (skip the saga). Needs the components
+//! built, Postgres, Redis, and the chosen broker.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -150,8 +150,10 @@ fn run_mode(
         event_path(server_rt, load_rt, addr, &db, events, seconds, conns);
     }
 
-    // 4. The store's saga.
-    saga(server_rt, load_rt, addr, &db, seconds, conns, catalog);
+    // 4. The store's saga; BENCH_ONLY=events skips it.
+    if std::env::var("BENCH_ONLY").as_deref() != Ok("events") {
+        saga(server_rt, load_rt, addr, &db, seconds, conns, catalog);
+    }
 
     drop(running);
     server_rt.block_on(async {

@@ -351,6 +351,12 @@ const HELD: i32 = 2;
 /// row has been seen in the same snapshot, so rows of other types after
 /// the last wanted one are skipped for good; and whether a wanted row is
 /// held behind the horizon.
+///
+/// Every part reads the `(txid, position)` index from a bound, never the
+/// table: `held` starts at the horizon, which is past the cursor (a cursor
+/// only moves over rows below the horizon of its time, and the horizon
+/// only rises), so it visits the few rows of transactions that were
+/// running, whatever the backlog; `edge` walks back from the newest row.
 const READ: &str = "
     WITH wanted AS (
         SELECT position, txid, id, source, type, subject, aggregate, time, dataschema, data
@@ -370,9 +376,9 @@ const READ: &str = "
     held AS (
         SELECT position, txid
           FROM outbox
-         WHERE (txid, position) > ($1::text::xid8, $2)
-           AND txid >= pg_snapshot_xmin(pg_current_snapshot())
+         WHERE txid >= pg_snapshot_xmin(pg_current_snapshot())
            AND (type = ANY($4::text[]) OR type LIKE ANY($5::text[]))
+         ORDER BY txid, position
          LIMIT 1)
     SELECT position, txid::text, id, source, type, subject, aggregate,
            to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
