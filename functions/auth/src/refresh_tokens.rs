@@ -5,15 +5,12 @@
 //! means it was stolen (or replayed), so the whole family is revoked and
 //! both the thief and the victim must log in again.
 
-use std::fmt::Write as _;
-
 use anyhow::{Context, anyhow};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kit::ApiError;
 use kit::db::{self, Connection, Doing as _, ParameterValue, Statement};
 use kit::domain::Role;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// How long a refresh token lives (SQL interval).
@@ -49,12 +46,7 @@ impl RefreshToken {
 /// Hex SHA-256 of a presented token (any text: unknown tokens simply match
 /// no row).
 pub fn hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
+    kit::digest::sha256_hex(token)
 }
 
 /// Stores `token` as the first of a new family for `user_id`.

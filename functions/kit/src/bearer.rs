@@ -3,7 +3,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
 use spin_sdk::http::Request;
 use uuid::Uuid;
 
@@ -101,13 +100,7 @@ pub fn authenticate(req: &Request) -> Result<AuthUser, ApiError> {
 /// The verification mark's key: the token's SHA-256, so only the exact
 /// token that was verified matches.
 pub fn verified_key(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let mut key = String::with_capacity(VERIFIED_PREFIX.len() + 64);
-    key.push_str(VERIFIED_PREFIX);
-    for byte in digest {
-        key.push_str(&format!("{byte:02x}"));
-    }
-    key
+    format!("{VERIFIED_PREFIX}{}", crate::digest::sha256_hex(token))
 }
 
 fn now_secs() -> u64 {

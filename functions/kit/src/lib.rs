@@ -22,6 +22,7 @@ pub mod cache;
 pub mod cloudevent;
 pub mod config;
 pub mod db;
+pub mod digest;
 pub mod domain;
 pub mod idempotency;
 pub mod json;

@@ -16,7 +16,6 @@
 
 use kit::ApiError;
 use kit::db::{self, Connection, Doing as _, ParameterValue, Statement};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// The request header.
@@ -76,10 +75,7 @@ impl Key {
 /// The request's fingerprint: SHA-256 of the body's canonical JSON (so
 /// whitespace does not matter), hex.
 pub fn fingerprint(body: &serde_json::Value) -> String {
-    Sha256::digest(body.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    kit::digest::sha256_hex(body.to_string())
 }
 
 /// What a key's state says to do.

@@ -9,7 +9,6 @@
 
 use kit::ApiError;
 use kit::cache::{self, PRODUCTS};
-use sha2::{Digest, Sha256};
 
 /// How a read was served, for the `x-cache` response header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +35,7 @@ impl Source {
 /// The entry name of `raw` (a canonical description of the read): its
 /// SHA-256, so arbitrary filters make short, safe keys.
 pub fn entry(raw: &str) -> String {
-    let digest = Sha256::digest(raw.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    kit::digest::sha256_hex(raw)
 }
 
 /// The JSON answer for `entry`: from the cache, or from `load` (stored for
