@@ -424,6 +424,12 @@ fn catalog_reads(
             "GET /products/{id} (cached)",
             RequestSpec::get(&item_path, None),
         ),
+        // The products component's floor: its instantiation and routing
+        // without the Redis round trip a cached read adds.
+        (
+            "GET /products/health",
+            RequestSpec::get("/products/health", None),
+        ),
     ];
     let mut runs: Vec<Vec<load::Stats>> = cases.iter().map(|_| Vec::new()).collect();
     for _ in 0..3 {

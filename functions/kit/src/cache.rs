@@ -208,7 +208,11 @@ impl Versioned {
 fn filled_under(version: u64, mut stored: Vec<u8>) -> Option<Vec<u8>> {
     let newline = stored.iter().position(|&b| b == b'\n')?;
     let filled: u64 = std::str::from_utf8(&stored[..newline]).ok()?.parse().ok()?;
-    (filled == version).then(|| stored.split_off(newline + 1))
+    // In place: the value is the whole answer body, often kilobytes.
+    (filled == version).then(|| {
+        stored.drain(..=newline);
+        stored
+    })
 }
 
 #[cfg(test)]
