@@ -60,7 +60,7 @@ impl EmbeddedSource {
             &self.database,
             &self.delivery.subscription.name,
             TypeFilter::of(&self.delivery.subscription.patterns),
-            (config.batch_size, config.poll_interval),
+            (read_size(&self.delivery), config.poll_interval),
             &self.wake,
             shutdown,
             &batches,
@@ -69,6 +69,25 @@ impl EmbeddedSource {
         batches.close().await;
         result
     }
+}
+
+/// How many rows one outbox read asks for: the configured batch size, or
+/// enough to give every lane a full batch of the subscription's own when
+/// that is more (a sink taking 1000 events a call would otherwise get
+/// calls of a few hundred, and its server pays per call).
+fn read_size(delivery: &Delivery) -> i64 {
+    let sub = &delivery.subscription;
+    filling(
+        delivery.config.batch_size,
+        sub.batch,
+        sub.lanes(delivery.config.concurrency),
+    )
+}
+
+/// `configured`, or `batch` events for each of `lanes` when that is more.
+fn filling(configured: i64, batch: usize, lanes: usize) -> i64 {
+    let fill = i64::try_from(batch.saturating_mul(lanes)).unwrap_or(i64::MAX);
+    configured.max(fill)
 }
 
 /// Hands outbox batches to the delivery stage and waits until each is
@@ -92,7 +111,14 @@ impl Batches {
     pub(crate) fn new(delivery: &Arc<Delivery>, database: &Database) -> Self {
         let round = CancellationToken::new();
         Self {
-            lanes: delivery.lanes(delivery.config.batch_size.max(1) as usize, round.clone()),
+            // A lane can queue a whole read, so its worker's batches are
+            // as large as the subscription takes.
+            lanes: delivery.lanes(
+                usize::try_from(read_size(delivery))
+                    .unwrap_or(usize::MAX)
+                    .max(1),
+                round.clone(),
+            ),
             dead_letters: Arc::new(PgDeadLetters::new(database.clone())),
             round,
         }
@@ -223,4 +249,21 @@ async fn insert_dead_letter(
         .await
         .context("recording a dead letter")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filling;
+
+    #[test]
+    fn a_read_fills_every_lane_of_a_batching_sink() {
+        assert_eq!(
+            filling(512, 1, 32),
+            512,
+            "single events: the configured read"
+        );
+        assert_eq!(filling(512, 100, 2), 512, "batches the read already fills");
+        assert_eq!(filling(512, 1000, 2), 2000, "two lanes of 1000");
+        assert_eq!(filling(512, usize::MAX, 2), i64::MAX, "no overflow");
+    }
 }
