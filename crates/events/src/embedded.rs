@@ -130,7 +130,17 @@ impl Batches {
     /// When one could not be settled (its dead letter could not be
     /// stored before the round ended): the batch must be read again.
     pub(crate) async fn deliver(&self, events: &[OutboxEvent]) -> anyhow::Result<Settled> {
-        let (done, mut settled) = mpsc::unbounded_channel();
+        self.queue(events).await?.settled().await
+    }
+
+    /// Hands `events` to the lanes (waiting while they are full) and
+    /// returns what tells when every one of them is settled, so the next
+    /// batch can be read and queued meanwhile.
+    ///
+    /// # Errors
+    /// When a lane's worker has stopped.
+    pub(crate) async fn queue(&self, events: &[OutboxEvent]) -> anyhow::Result<Settlement> {
+        let (done, settled) = mpsc::unbounded_channel();
         for event in events {
             let item = Pending {
                 event: event.clone(),
@@ -139,20 +149,10 @@ impl Batches {
             };
             self.lanes.send(&event.subject, item).await?;
         }
-        drop(done);
-        let mut outcome = Settled::default();
-        while let Some(dead) = settled.recv().await {
-            outcome.settled += 1;
-            outcome.dead_lettered += usize::from(dead);
-        }
-        if outcome.settled < events.len() {
-            anyhow::bail!(
-                "{} of {} events not settled (a dead letter could not be stored)",
-                events.len() - outcome.settled,
-                events.len()
-            );
-        }
-        Ok(outcome)
+        Ok(Settlement {
+            expected: events.len(),
+            settled,
+        })
     }
 
     pub(crate) async fn close(self) {
@@ -162,8 +162,42 @@ impl Batches {
 }
 
 impl BatchHandler for Batches {
-    async fn handle(&self, events: &[OutboxEvent]) -> anyhow::Result<()> {
-        self.deliver(events).await.map(drop)
+    async fn queue(
+        &self,
+        events: &[OutboxEvent],
+    ) -> anyhow::Result<BoxFuture<'static, anyhow::Result<()>>> {
+        let settlement = Batches::queue(self, events).await?;
+        Ok(async move { settlement.settled().await.map(drop) }.boxed())
+    }
+}
+
+/// A queued batch's progress: one message per settled event.
+pub(crate) struct Settlement {
+    expected: usize,
+    settled: mpsc::UnboundedReceiver<bool>,
+}
+
+impl Settlement {
+    /// Waits until every event is settled, or until the lanes have let go
+    /// of the rest unsettled.
+    ///
+    /// # Errors
+    /// When some were not settled (a dead letter could not be stored
+    /// before the round ended).
+    pub(crate) async fn settled(mut self) -> anyhow::Result<Settled> {
+        let mut outcome = Settled::default();
+        while let Some(dead) = self.settled.recv().await {
+            outcome.settled += 1;
+            outcome.dead_lettered += usize::from(dead);
+        }
+        if outcome.settled < self.expected {
+            anyhow::bail!(
+                "{} of {} events not settled (a dead letter could not be stored)",
+                self.expected - outcome.settled,
+                self.expected
+            );
+        }
+        Ok(outcome)
     }
 }
 

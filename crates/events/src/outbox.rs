@@ -11,9 +11,11 @@
 //! holds a session advisory lock on that name: one bridge replica reads,
 //! the others stand by and take over when its connection goes away.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_postgres::{Client, Statement};
@@ -512,16 +514,29 @@ async fn horizon_past_newest(client: &Client) -> anyhow::Result<String> {
 
 /// What an outbox reader does with each batch before its cursor moves on.
 pub trait BatchHandler: Sync {
-    /// Handles the batch; `Ok` acknowledges it.
-    fn handle(&self, events: &[OutboxEvent]) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Takes the batch on (waiting while the handler is full) and returns
+    /// a future that completes once the batch is handled; `Ok` from it
+    /// acknowledges the batch.
+    fn queue(
+        &self,
+        events: &[OutboxEvent],
+    ) -> impl Future<Output = anyhow::Result<BoxFuture<'static, anyhow::Result<()>>>> + Send;
 }
+
+/// How many batches an embedded reader has read and handed over ahead of
+/// the one being acknowledged: the next read overlaps the current
+/// delivery, so a sink (or a single-threaded server behind it) does not
+/// wait on the outbox between batches.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// The loop of the embedded dispatcher's readers: open the named cursor
 /// for the types `filter` names (standing by while another replica holds
-/// it), hand each batch to `handler`, advance past it once handled. `Ok`
-/// on shutdown; an error leaves the cursor where it was. (The relay runs
-/// its own loop over the same cursor, publishing ahead of the broker's
-/// confirmations.)
+/// it), hand each batch to `handler`, advance past it once handled, in
+/// order, with up to [`BATCHES_IN_FLIGHT`] batches handed over at once.
+/// `Ok` on shutdown, after what was handed over is handled and advanced
+/// past; an error leaves the cursor past the last batch handled. (The
+/// relay runs its own loop over the same cursor, publishing ahead of the
+/// broker's confirmations.)
 ///
 /// # Errors
 /// When the database or the handler fails.
@@ -537,9 +552,29 @@ pub async fn consume(
     let Some(mut cursor) = OutboxCursor::open(database, name, filter, &mut shutdown).await? else {
         return Ok(());
     };
-    while let Some(batch) = cursor.next_batch(limit, wake, poll, &mut shutdown).await? {
-        handler.handle(&batch.events).await?;
-        cursor.advance(&batch.upto).await?;
+    let mut in_flight: VecDeque<(Mark, BoxFuture<'static, anyhow::Result<()>>)> = VecDeque::new();
+    loop {
+        tokio::select! {
+            biased;
+            handled = async { (&mut in_flight.front_mut().expect("not empty").1).await },
+                if !in_flight.is_empty() =>
+            {
+                handled?;
+                let (upto, _) = in_flight.pop_front().expect("not empty");
+                cursor.advance(&upto).await?;
+            }
+            batch = cursor.next_batch(limit, wake, poll, &mut shutdown),
+                if in_flight.len() < BATCHES_IN_FLIGHT =>
+            {
+                let Some(batch) = batch? else { break };
+                let handled = handler.queue(&batch.events).await?;
+                in_flight.push_back((batch.upto, handled));
+            }
+        }
+    }
+    for (upto, handled) in in_flight {
+        handled.await?;
+        cursor.advance(&upto).await?;
     }
     Ok(())
 }
