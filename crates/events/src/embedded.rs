@@ -26,10 +26,16 @@ use tokio_util::sync::CancellationToken;
 use super::dispatch::DeadLetter;
 use super::event::{Binding, OutboxEvent};
 use super::lanes::Lanes;
-use super::outbox::{self, BatchHandler, LazyClient, TypeFilter};
+use super::outbox::{self, BatchHandler, Handled, LazyClient, Reading, TypeFilter};
 use super::pipeline::{Delivery, Received};
 use super::reconnect::reconnecting;
 use spinmesh_config::database::Database;
+
+/// How many batches a subscription reads and hands to its lanes ahead of
+/// the one being settled: the next read overlaps the current delivery, so
+/// a sink (or a single-threaded server behind it) does not wait on the
+/// outbox between batches.
+const BATCHES_AHEAD: usize = 2;
 
 /// One subscription read from the outbox.
 pub struct EmbeddedSource {
@@ -60,7 +66,11 @@ impl EmbeddedSource {
             &self.database,
             &self.delivery.subscription.name,
             TypeFilter::of(&self.delivery.subscription.patterns),
-            (read_size(&self.delivery), config.poll_interval),
+            Reading {
+                limit: read_size(&self.delivery),
+                ahead: BATCHES_AHEAD,
+                poll: config.poll_interval,
+            },
             &self.wake,
             shutdown,
             &batches,
@@ -162,10 +172,7 @@ impl Batches {
 }
 
 impl BatchHandler for Batches {
-    async fn queue(
-        &self,
-        events: &[OutboxEvent],
-    ) -> anyhow::Result<BoxFuture<'static, anyhow::Result<()>>> {
+    async fn queue(&self, events: &[OutboxEvent]) -> anyhow::Result<Handled> {
         let settlement = Batches::queue(self, events).await?;
         Ok(async move { settlement.settled().await.map(drop) }.boxed())
     }

@@ -138,8 +138,8 @@ impl OutboxCursor {
     /// A filtered reader skips rows of other types and, when a read found
     /// none of its own, makes the skip durable itself (at most every
     /// [`SKIP_PERSIST_INTERVAL`]) once every batch it handed out has been
-    /// advanced past: a reader that reads ahead of its acknowledgements
-    /// (the relay) reads every type.
+    /// advanced past: while batches read ahead are still being handled,
+    /// the skip waits for them.
     ///
     /// # Errors
     /// When the database cannot be reached or queried.
@@ -512,31 +512,37 @@ async fn horizon_past_newest(client: &Client) -> anyhow::Result<String> {
     }
 }
 
+/// Completes once a batch handed over is handled; `Ok` acknowledges it.
+pub type Handled = BoxFuture<'static, anyhow::Result<()>>;
+
 /// What an outbox reader does with each batch before its cursor moves on.
 pub trait BatchHandler: Sync {
     /// Takes the batch on (waiting while the handler is full) and returns
     /// a future that completes once the batch is handled; `Ok` from it
     /// acknowledges the batch.
-    fn queue(
-        &self,
-        events: &[OutboxEvent],
-    ) -> impl Future<Output = anyhow::Result<BoxFuture<'static, anyhow::Result<()>>>> + Send;
+    fn queue(&self, events: &[OutboxEvent])
+    -> impl Future<Output = anyhow::Result<Handled>> + Send;
 }
 
-/// How many batches an embedded reader has read and handed over ahead of
-/// the one being acknowledged: the next read overlaps the current
-/// delivery, so a sink (or a single-threaded server behind it) does not
-/// wait on the outbox between batches.
-const BATCHES_IN_FLIGHT: usize = 2;
+/// How a reader paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading {
+    /// Rows per read, at most.
+    pub limit: i64,
+    /// Batches handed over and not yet acknowledged, at most: the next
+    /// reads overlap the handling of the earlier batches.
+    pub ahead: usize,
+    /// How long to wait for a wake-up before reading again anyway.
+    pub poll: Duration,
+}
 
-/// The loop of the embedded dispatcher's readers: open the named cursor
-/// for the types `filter` names (standing by while another replica holds
-/// it), hand each batch to `handler`, advance past it once handled, in
-/// order, with up to [`BATCHES_IN_FLIGHT`] batches handed over at once.
-/// `Ok` on shutdown, after what was handed over is handled and advanced
-/// past; an error leaves the cursor past the last batch handled. (The
-/// relay runs its own loop over the same cursor, publishing ahead of the
-/// broker's confirmations.)
+/// An outbox reader's loop, for the embedded dispatcher's readers and the
+/// relays alike: open the named cursor for the types `filter` names
+/// (standing by while another replica holds it), hand each batch to
+/// `handler` with up to `reading.ahead` batches handed over at once, and
+/// advance past each, in order, once it is handled. `Ok` on shutdown,
+/// after what was handed over is handled and advanced past; an error
+/// leaves the cursor past the last batch handled.
 ///
 /// # Errors
 /// When the database or the handler fails.
@@ -544,7 +550,7 @@ pub async fn consume(
     database: &Database,
     name: &str,
     filter: Option<TypeFilter>,
-    (limit, poll): (i64, Duration),
+    reading: Reading,
     wake: &Notify,
     mut shutdown: watch::Receiver<bool>,
     handler: &impl BatchHandler,
@@ -552,7 +558,7 @@ pub async fn consume(
     let Some(mut cursor) = OutboxCursor::open(database, name, filter, &mut shutdown).await? else {
         return Ok(());
     };
-    let mut in_flight: VecDeque<(Mark, BoxFuture<'static, anyhow::Result<()>>)> = VecDeque::new();
+    let mut in_flight: VecDeque<(Mark, Handled)> = VecDeque::new();
     loop {
         tokio::select! {
             biased;
@@ -563,8 +569,8 @@ pub async fn consume(
                 let (upto, _) = in_flight.pop_front().expect("not empty");
                 cursor.advance(&upto).await?;
             }
-            batch = cursor.next_batch(limit, wake, poll, &mut shutdown),
-                if in_flight.len() < BATCHES_IN_FLIGHT =>
+            batch = cursor.next_batch(reading.limit, wake, reading.poll, &mut shutdown),
+                if in_flight.len() < reading.ahead.max(1) =>
             {
                 let Some(batch) = batch? else { break };
                 let handled = handler.queue(&batch.events).await?;

@@ -5,14 +5,11 @@
 //! (at-least-once) and never skips.
 //! The reader's advisory lock keeps one relay active across replicas.
 
-use std::collections::VecDeque;
-
-use futures::future::BoxFuture;
 use tokio::sync::{Notify, watch};
 
 use super::dispatch::DispatchConfig;
 use super::event::OutboxEvent;
-use super::outbox::{Mark, OutboxCursor};
+use super::outbox::{self, BatchHandler, Reading};
 use super::reconnect::reconnecting;
 use super::wake;
 use spinmesh_config::database::Database;
@@ -24,8 +21,9 @@ use spinmesh_host::outbox_writes::OutboxWrites;
 /// batch ahead of it to be confirmed before its own is even sent.
 const BATCHES_IN_FLIGHT: usize = 4;
 
-/// A broker's confirmation of published events.
-pub type Confirmation = BoxFuture<'static, anyhow::Result<()>>;
+/// A broker's confirmation of published events: the relay's batches are
+/// handled once confirmed.
+pub type Confirmation = outbox::Handled;
 
 /// A broker the relay publishes to.
 pub trait Publish: Send + Sync {
@@ -90,38 +88,34 @@ impl OutboxRelay {
         &self,
         publisher: &P,
         wake: &Notify,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        let Some(mut cursor) =
-            OutboxCursor::open(&self.database, &self.name, None, &mut shutdown).await?
-        else {
-            return Ok(());
+        let reading = Reading {
+            limit: self.config.batch_size,
+            ahead: BATCHES_IN_FLIGHT,
+            poll: self.config.poll_interval,
         };
-        let (limit, poll) = (self.config.batch_size, self.config.poll_interval);
-        let mut in_flight: VecDeque<(Mark, Confirmation)> = VecDeque::new();
-        loop {
-            tokio::select! {
-                biased;
-                confirmed = async { (&mut in_flight.front_mut().expect("not empty").1).await },
-                    if !in_flight.is_empty() =>
-                {
-                    confirmed?;
-                    let (upto, _) = in_flight.pop_front().expect("not empty");
-                    cursor.advance(&upto).await?;
-                }
-                batch = cursor.next_batch(limit, wake, poll, &mut shutdown),
-                    if in_flight.len() < BATCHES_IN_FLIGHT =>
-                {
-                    let Some(batch) = batch? else { break };
-                    let confirmation = publisher.send(&batch.events).await?;
-                    in_flight.push_back((batch.upto, confirmation));
-                }
-            }
-        }
-        for (upto, confirmation) in in_flight {
-            confirmation.await?;
-            cursor.advance(&upto).await?;
-        }
-        Ok(())
+        // Every type: the broker carries every event, and subscriptions
+        // filter on their side.
+        outbox::consume(
+            &self.database,
+            &self.name,
+            None,
+            reading,
+            wake,
+            shutdown,
+            &Publishing(publisher),
+        )
+        .await
+    }
+}
+
+/// The relay's batch handler: a batch is handled once the broker has
+/// confirmed it.
+struct Publishing<'a, P>(&'a P);
+
+impl<P: Publish> BatchHandler for Publishing<'_, P> {
+    async fn queue(&self, events: &[OutboxEvent]) -> anyhow::Result<Confirmation> {
+        self.0.send(events).await
     }
 }
