@@ -140,7 +140,7 @@ impl Batches {
     /// When one could not be settled (its dead letter could not be
     /// stored before the round ended): the batch must be read again.
     pub(crate) async fn deliver(&self, events: &[OutboxEvent]) -> anyhow::Result<Settled> {
-        self.queue(events).await?.settled().await
+        self.hand_over(events).await?.settled().await
     }
 
     /// Hands `events` to the lanes (waiting while they are full) and
@@ -149,7 +149,7 @@ impl Batches {
     ///
     /// # Errors
     /// When a lane's worker has stopped.
-    pub(crate) async fn queue(&self, events: &[OutboxEvent]) -> anyhow::Result<Settlement> {
+    pub(crate) async fn hand_over(&self, events: &[OutboxEvent]) -> anyhow::Result<Settlement> {
         let (done, settled) = mpsc::unbounded_channel();
         for event in events {
             let item = Pending {
@@ -173,7 +173,7 @@ impl Batches {
 
 impl BatchHandler for Batches {
     async fn queue(&self, events: &[OutboxEvent]) -> anyhow::Result<Handled> {
-        let settlement = Batches::queue(self, events).await?;
+        let settlement = self.hand_over(events).await?;
         Ok(async move { settlement.settled().await.map(drop) }.boxed())
     }
 }
