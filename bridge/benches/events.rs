@@ -126,6 +126,10 @@ fn run_mode(
                         "bridge_signing_secret".to_string(),
                         "bench-secret".to_string(),
                     ),
+                    // Off: these figures are the event path's (the http
+                    // bench measures what rate limiting costs).
+                    ("rate_limit_requests".to_string(), "0".to_string()),
+                    ("rate_limit_login_requests".to_string(), "0".to_string()),
                 ]
                 .into(),
                 ..HostConfig::default()

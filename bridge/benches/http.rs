@@ -2,7 +2,10 @@
 //! the embedded host against a plain native hyper server answering the same
 //! bytes, measured in one run on one machine, plus instantiation time,
 //! restart time with a warm compile cache and idle resident memory, and
-//! the posts routes (first page, writing a post) beside `/auth/health`.
+//! the posts routes (first page, writing a post) beside `/auth/health`,
+//! and the cost of rate limiting (`/auth/health` and `/auth/me` on a second
+//! app with limits on — a counted Redis round trip per request — against
+//! the first, which has them off).
 //!
 //! Knobs (environment): BENCH_SECONDS (default 5), BENCH_CONNECTIONS (32).
 //! Needs the components built (`scripts/build-functions`), Postgres and Redis.
@@ -26,6 +29,9 @@ mod allocator;
 mod load;
 
 use load::{RequestSpec, Stats, load, percentile, row};
+
+/// Alternating rounds of the rate-limiting comparison.
+const ROUNDS: usize = 5;
 
 const HEALTH_BODY: &str = r#"{"status":"ok","service":"auth"}"#;
 
@@ -87,6 +93,7 @@ fn restart_probe(database_url: &str, keys: &JwtKeys) -> (Duration, Option<u64>) 
         .env("SPIN_VARIABLE_DATABASE_URL", database_url)
         .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", &keys.private_key)
         .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &keys.public_key)
+        .env("SPIN_VARIABLE_RATE_LIMIT_REQUESTS", "0")
         .env("SPINMESH_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -171,26 +178,43 @@ fn main() {
     let database = "spinmesh_bench";
     let database_url = format!("postgres://postgres@127.0.0.1:5432/{database}?sslmode=disable");
     let keys = JwtKeys::generate();
-    let host = HostConfig {
-        record_timings: true,
-        variable_overrides: [
-            ("database_url".to_string(), database_url.clone()),
-            ("jwt_private_key".to_string(), keys.private_key.clone()),
-            ("jwt_public_key".to_string(), keys.public_key.clone()),
-        ]
-        .into(),
-        ..HostConfig::default()
+    // The same app twice: rate limiting off (the baseline every other row
+    // uses) and on, with a quota the load never spends. The token marks'
+    // secret is shared so one token serves both.
+    let mark_secret = hex::encode(JwtKeys::random_bytes::<32>());
+    let start = |rate_limit_requests: &str| {
+        let host = HostConfig {
+            record_timings: true,
+            variable_overrides: [
+                ("database_url".to_string(), database_url.clone()),
+                ("jwt_private_key".to_string(), keys.private_key.clone()),
+                ("jwt_public_key".to_string(), keys.public_key.clone()),
+                ("token_mark_secret".to_string(), mark_secret.clone()),
+                (
+                    "rate_limit_requests".to_string(),
+                    rate_limit_requests.to_string(),
+                ),
+                (
+                    "rate_limit_login_requests".to_string(),
+                    rate_limit_requests.to_string(),
+                ),
+            ]
+            .into(),
+            ..HostConfig::default()
+        };
+        server_rt
+            .block_on(app::start(AppOptions {
+                manifest: root().join("spin.toml"),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                migrations: Some(root().join("migrations")),
+                host,
+                events: None,
+                broker: Default::default(),
+            }))
+            .expect("host starts")
     };
-    let running = server_rt
-        .block_on(app::start(AppOptions {
-            manifest: root().join("spin.toml"),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            migrations: Some(root().join("migrations")),
-            host,
-            events: None,
-            broker: Default::default(),
-        }))
-        .expect("host starts");
+    let running = start("0");
+    let limited = start("1000000000");
     let native = server_rt.block_on(native_server());
     let host_addr = running.addr;
 
@@ -262,6 +286,35 @@ fn main() {
     inst.extend(running.host.take_instantiation_timings());
     inst.sort_unstable();
     let (list_posts, write_posts) = posts(&load_rt, host_addr, &token, conns, duration);
+    // Rate limiting on against off, in alternating rounds (the machine's
+    // two cores are shared with Redis and the load generator, and single
+    // runs drift by tens of percent): the median round's cost is reported.
+    load_rt.block_on(load(
+        limited.addr,
+        &RequestSpec::get("/auth/me", Some(&token)),
+        conns,
+        Duration::from_secs(1),
+    ));
+    let round = duration.div_f64(2.0).max(Duration::from_secs(1));
+    let mut health_costs = Vec::new();
+    let mut me_costs = Vec::new();
+    let mut last = None;
+    for _ in 0..ROUNDS {
+        let pair = |path: &str, token: Option<&str>| {
+            let spec = RequestSpec::get(path, token);
+            let off = load_rt.block_on(load(host_addr, &spec, conns, round));
+            let on = load_rt.block_on(load(limited.addr, &spec, conns, round));
+            (off, on)
+        };
+        let health_pair = pair("/auth/health", None);
+        let me_pair = pair("/auth/me", Some(&token));
+        health_costs.push(1.0 - health_pair.1.rps() / health_pair.0.rps());
+        me_costs.push(1.0 - me_pair.1.rps() / me_pair.0.rps());
+        last = Some((health_pair, me_pair));
+    }
+    let ((_, limited_health), (_, limited_me)) = last.expect("at least one round");
+    row("host GET /auth/health, rate limited", &limited_health);
+    row("host GET /auth/me, rate limited", &limited_me);
 
     let ratio = health.rps() / native_stats.rps();
     println!();
@@ -284,6 +337,25 @@ fn main() {
         100.0 * write_posts.rps() / health.rps()
     );
 
+    let median = |costs: &mut Vec<f64>| {
+        costs.sort_by(f64::total_cmp);
+        costs[costs.len() / 2]
+    };
+    let rounds = |costs: &[f64]| {
+        costs
+            .iter()
+            .map(|c| format!("{:.0}", c * 100.0))
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let (health_rounds, me_rounds) = (rounds(&health_costs), rounds(&me_costs));
+    println!(
+        "rate limiting costs (median of {ROUNDS} alternating rounds): /auth/health {:.1} % of req/s (rounds {health_rounds} %), /auth/me {:.1} % (rounds {me_rounds} %)   (target <= 15 % on /auth/health)",
+        100.0 * median(&mut health_costs),
+        100.0 * median(&mut me_costs),
+    );
+
+    drop(limited);
     drop(running);
     let (first, _) = restart_probe(&database_url, &keys);
     let (warm, rss) = restart_probe(&database_url, &keys);

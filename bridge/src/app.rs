@@ -182,9 +182,10 @@ impl Drop for RunningApp {
     }
 }
 
-/// Adds a development JWT key pair when the manifest wants one and none is
-/// configured, so a first `bridge up` needs no set-up. Tokens signed with it
-/// do not survive a restart.
+/// Adds a development JWT key pair and the development secrets
+/// ([`GENERATED_SECRETS`]) when the manifest wants them and none is
+/// configured, so a first `bridge up` needs no set-up. Tokens signed with
+/// them do not survive a restart.
 pub fn ensure_dev_keys(manifest: &Manifest, host: &mut HostConfig) {
     let wants = |name: &str| manifest.doc.variables.contains_key(name);
     let overrides = &host.variable_overrides;
@@ -194,7 +195,10 @@ pub fn ensure_dev_keys(manifest: &Manifest, host: &mut HostConfig) {
         && wants("jwt_public_key")
         && !configured("jwt_private_key")
         && !configured("jwt_public_key");
-    let need_secret = wants(SIGNING_SECRET) && !configured(SIGNING_SECRET);
+    let missing_secrets: Vec<&(&str, &str)> = GENERATED_SECRETS
+        .iter()
+        .filter(|(name, _)| wants(name) && !configured(name))
+        .collect();
     if need_keys {
         tracing::warn!(
             "no JWT keys configured: generated a development key pair for this run only \
@@ -206,16 +210,26 @@ pub fn ensure_dev_keys(manifest: &Manifest, host: &mut HostConfig) {
         host.variable_overrides
             .insert("jwt_public_key".into(), keys.public_key);
     }
-    if need_secret {
+    for (name, shared_with) in missing_secrets {
         tracing::warn!(
-            "no bridge_signing_secret configured: generated one for this run only \
-             (set SPIN_VARIABLE_BRIDGE_SIGNING_SECRET; `bridge relay` and the functions must share it)"
+            "no {name} configured: generated one for this run only \
+             (set {}; {shared_with} must share it)",
+            env_key(name)
         );
         let secret = hex::encode(JwtKeys::random_bytes::<32>());
-        host.variable_overrides
-            .insert(SIGNING_SECRET.into(), secret);
+        host.variable_overrides.insert((*name).into(), secret);
     }
 }
+
+/// Secret variables a development run generates when unset, with who must
+/// share the value in a real deployment.
+pub const GENERATED_SECRETS: &[(&str, &str)] = &[
+    (SIGNING_SECRET, "`bridge relay` and the functions"),
+    (TOKEN_MARK_SECRET, "every instance of the functions"),
+];
+
+/// The application variable keying the verified-token marks in Redis.
+pub const TOKEN_MARK_SECRET: &str = "token_mark_secret";
 
 /// The application variable holding the event-delivery signing secret.
 pub const SIGNING_SECRET: &str = "bridge_signing_secret";

@@ -43,7 +43,8 @@ enum Cmd {
     Migrate(MigrateArgs),
     /// Run the components' build commands, as `spin build` does.
     Build(ManifestArgs),
-    /// Print a fresh Ed25519 key pair as SPIN_VARIABLE_* assignments.
+    /// Print a fresh Ed25519 key pair and a token-mark secret as
+    /// SPIN_VARIABLE_* assignments.
     Keygen,
     /// Deliver events from the outbox to functions served elsewhere
     /// (`spin up`, a Spin host), as signed HTTP requests.
@@ -482,6 +483,10 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Keygen => {
             print!("{}", JwtKeys::generate().as_env());
+            println!(
+                "SPIN_VARIABLE_TOKEN_MARK_SECRET={}",
+                hex::encode(JwtKeys::random_bytes::<32>())
+            );
             Ok(())
         }
         Cmd::Build(args) => {

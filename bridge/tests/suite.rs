@@ -14,6 +14,7 @@ mod auth;
 mod bindings;
 mod dead_letters;
 mod events;
+mod gateway;
 mod host;
 mod kafka;
 mod migrate;

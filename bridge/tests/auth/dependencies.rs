@@ -2,6 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jwt_simple::prelude::*;
+use serde_json::json;
+
 use crate::common::{Options, TestApp, database_url};
 
 #[tokio::test]
@@ -45,9 +50,27 @@ async fn redis_unreachable_fails_closed_for_authenticated_routes() {
         .register("redis-down@example.com", "password123", None)
         .await;
     assert_eq!(r.status, 201, "registration needs no Redis: {}", r.text);
-    let login = app.login("redis-down@example.com", "password123").await;
-    assert_eq!(login.status, 200, "{}", login.text);
-    let token = login.json()["access_token"].as_str().unwrap().to_string();
+    app.login("redis-down@example.com", "password123")
+        .await
+        .assert_problem(503, "login attempts cannot be counted: refuse");
+    // A token the app itself would have issued (its own key, its claims).
+    let user_id: uuid::Uuid = app
+        .db()
+        .await
+        .query_one(
+            "SELECT id FROM users WHERE email = 'redis-down@example.com'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let key = Ed25519KeyPair::from_bytes(&STANDARD.decode(&app.keys.private_key).unwrap()).unwrap();
+    let claims = Claims::with_custom_claims(json!({"role": "user"}), Duration::from_mins(5))
+        .with_issuer("spinmesh")
+        .with_audience("spinmesh")
+        .with_subject(user_id)
+        .with_jwt_id(uuid::Uuid::new_v4().to_string());
+    let token = key.sign(claims).unwrap();
     app.me(&token)
         .await
         .assert_problem(503, "denylist unavailable: refuse rather than guess");

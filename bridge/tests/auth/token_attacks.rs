@@ -102,3 +102,68 @@ async fn forged_and_tampered_tokens_are_rejected() {
         .unwrap();
     assert_eq!(app.me(&good).await.status, 200, "control token");
 }
+
+/// Whoever can write to Redis can write a verification mark; only the
+/// functions can write one that verifies (an HMAC under their secret).
+#[tokio::test]
+async fn a_forged_verification_mark_does_not_let_a_forged_admin_token_in() {
+    use sha2::Digest as _;
+
+    let app = TestApp::spawn().await;
+    let (_, tokens) = app.signed_in_user().await;
+    let valid = tokens["access_token"].as_str().unwrap();
+    let sub = app.me(valid).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Claims that check out (issuer, audience, expiry, role admin), signed
+    // with a key the app has never seen.
+    let forged = Ed25519KeyPair::generate()
+        .sign(claims(&sub, "spinmesh", Duration::from_mins(5)))
+        .unwrap();
+    let key = format!(
+        "spinmesh:jwt:verified:{}",
+        hex::encode(sha2::Sha256::digest(forged.as_bytes()))
+    );
+    let redis = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("1")
+        .arg("EX")
+        .arg(300)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let r = app.me(&forged).await;
+    r.assert_problem(401, "a bare mark vouches for nothing");
+    let admin_only = app
+        .post_json(
+            "/products",
+            &json!({"name": "x", "price": "1.00", "stock": 1}),
+            Some(&forged),
+        )
+        .await;
+    admin_only.assert_problem(401, "nor does it open admin routes");
+
+    // The genuine token's own mark (written by the function on its first
+    // verification) still lets it through, request after request.
+    for _ in 0..2 {
+        assert_eq!(app.me(valid).await.status, 200);
+    }
+    let genuine_key = format!(
+        "spinmesh:jwt:verified:{}",
+        hex::encode(sha2::Sha256::digest(valid.as_bytes()))
+    );
+    let mark: String = redis::cmd("GET")
+        .arg(&genuine_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        mark.len(),
+        64,
+        "the stored mark is an HMAC, not a flag: {mark}"
+    );
+}

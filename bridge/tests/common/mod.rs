@@ -6,6 +6,7 @@
 pub mod cloudevents;
 pub mod mongo;
 pub mod posts;
+pub mod process;
 pub mod saga;
 pub mod scenarios;
 pub mod store;
@@ -110,6 +111,9 @@ pub struct TestApp {
     pub database: String,
 }
 
+/// A rate limit no test reaches.
+pub const UNLIMITED: &str = "1000000000";
+
 pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// The `database_url` of a test database on the local server. The local
@@ -168,6 +172,14 @@ impl TestApp {
             ("database_url".to_string(), database_url(&database)),
             ("jwt_private_key".to_string(), keys.private_key.clone()),
             ("jwt_public_key".to_string(), keys.public_key.clone()),
+            // Every test's requests come from 127.0.0.1: limits high enough
+            // never to bite, still counted in Redis on every request. The
+            // rate limit tests set their own.
+            ("rate_limit_requests".to_string(), UNLIMITED.to_string()),
+            (
+                "rate_limit_login_requests".to_string(),
+                UNLIMITED.to_string(),
+            ),
         ]);
         vars.extend(opts.extra_vars);
         let host = HostConfig {

@@ -4,80 +4,15 @@
 //! (behind the subscription's cursor) is applied once, and after a restart
 //! the rest arrive, nothing lost and nothing applied twice.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bridge::keys::JwtKeys;
-use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
+use crate::common::process::Bridge;
 use crate::common::subscriber::{count, eventually};
-use crate::common::{database_url, drop_database_blocking, root};
-
-/// A `bridge up` process on its own port and database.
-struct Bridge {
-    child: Child,
-    base: String,
-}
-
-impl Bridge {
-    async fn start(database: &str, keys: &JwtKeys) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_bridge"))
-            .current_dir(root())
-            .args(["up", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--retry-base-ms", "20", "--shutdown-timeout", "10"])
-            .env("SPIN_VARIABLE_DATABASE_URL", database_url(database))
-            .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", &keys.private_key)
-            .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &keys.public_key)
-            .env(
-                "SPIN_VARIABLE_BRIDGE_SIGNING_SECRET",
-                "shutdown-test-secret",
-            )
-            .env_remove("SPIN_VARIABLE_MONGO_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the bridge binary runs");
-        let bridge = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let client = reqwest::Client::new();
-        let health = format!("{}/auth/health", bridge.base);
-        eventually("bridge up answers", Duration::from_secs(120), || async {
-            client
-                .get(&health)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await;
-        bridge
-    }
-
-    /// Sends SIGTERM and returns the exit status.
-    async fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("still running").to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(sent.success());
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("bridge up exits within its shutdown timeout")
-            .unwrap()
-    }
-}
+use crate::common::{database_url, drop_database_blocking};
 
 /// Registers users in a loop on `clients` connections until told to
 /// stop; returns the emails that were answered 201.
@@ -124,7 +59,7 @@ fn register_steadily(
 async fn sigterm_mid_stream_exits_zero_and_loses_nothing() {
     let database = format!("spinmesh_test_{}", uuid::Uuid::new_v4().simple());
     let keys = JwtKeys::generate();
-    let bridge = Bridge::start(&database, &keys).await;
+    let bridge = Bridge::start(&database, &keys, &[]).await;
     let (db, conn) = tokio_postgres::connect(&database_url(&database), tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -175,7 +110,7 @@ async fn sigterm_mid_stream_exits_zero_and_loses_nothing() {
 
     // After a restart, everything arrives once.
     let started = Instant::now();
-    let bridge = Bridge::start(&database, &keys).await;
+    let bridge = Bridge::start(&database, &keys, &[]).await;
     let registered = count(&db, "SELECT count(*) FROM users").await;
     eventually("every registration counted after the restart", Duration::from_secs(60), || async {
         count(

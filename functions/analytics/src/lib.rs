@@ -10,8 +10,9 @@ mod handlers;
 mod tracked;
 
 use kit::ApiError;
-use kit::router::{self, Route};
-use spin_sdk::http::{IntoResponse, Request, Response};
+use kit::gate;
+use kit::router::Route;
+use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 
 /// Every handler has this shape; the router renders its error.
@@ -39,14 +40,13 @@ const ROUTES: &[Route<Handler>] = &[
         "/metrics/user/{user_id}/actions",
         handlers::user_actions::handle,
     ),
-    Route::new("POST", "/analytics/events", handlers::deliver::handle),
+    Route::delivery("POST", "/analytics/events", handlers::deliver::handle),
     Route::new("GET", "/analytics/health", handlers::health::handle),
 ];
 
 #[http_component]
 fn handle_analytics(req: Request) -> Response {
-    let method = req.method().to_string();
-    let result = router::resolve(ROUTES, &method, router::request_path(&req))
-        .and_then(|matched| (matched.handler)(&req, &Params(matched.params)));
-    result.unwrap_or_else(IntoResponse::into_response)
+    gate::serve(&req, ROUTES, |matched| {
+        (matched.handler)(&req, &Params(matched.params))
+    })
 }

@@ -60,33 +60,40 @@ pub const VERIFIED_PREFIX: &str = "spinmesh:jwt:verified:";
 /// successful verification of a token is remembered in Redis under the
 /// SHA-256 of the whole token until the token expires, and later requests
 /// check only the claims. Looking that mark up shares one `MGET` round trip
-/// with the denylist check. Trusting the mark means trusting Redis writers,
-/// which the denylist already requires.
+/// with the denylist check.
+///
+/// The mark's value is an HMAC of its key under `token_mark_secret`, a
+/// secret only the functions hold, and a mark counts only if it verifies:
+/// someone who can write to Redis but does not hold the secret cannot make
+/// a forged token (say, one claiming `role: admin`) pass. (They can still
+/// delete denylist entries; keep Redis private.)
 ///
 /// # Errors
 ///
 /// 401 for a missing, invalid, expired or revoked token; 503 when Redis is
 /// down (fail closed: a revoked token must not slip through); 500 when the
-/// JWT variables are broken.
+/// JWT variables or the mark secret are missing or broken.
 pub fn authenticate(req: &Request) -> Result<AuthUser, ApiError> {
     let header = req.header("authorization").and_then(|v| v.as_str());
     let token = bearer_token(header)?;
     let verifier = config::token_verifier()?;
     // Claims first: expired or foreign tokens never cost a Redis trip.
     let claims = verifier.inspect(token)?;
+    let secret = config::get(config::TOKEN_MARK_SECRET)?;
     let redis = cache::connect()?;
     let verified_key = verified_key(token);
-    let [verified, revoked] =
-        cache::exist_many(&redis, [&verified_key, &revoked_key(&claims.jti)])?;
-    if revoked {
+    let [mark, revoked] = cache::get_many(&redis, [&verified_key, &revoked_key(&claims.jti)])?;
+    if revoked.is_some() {
         return Err(ApiError::Unauthorized("the token has been revoked".into()));
     }
-    let claims = if verified {
+    let vouched = mark.is_some_and(|mark| mark_matches(secret.as_bytes(), &verified_key, &mark));
+    let claims = if vouched {
         claims
     } else {
         let checked = verifier.verify(token)?;
         let ttl = checked.expires_at.saturating_sub(now_secs());
-        cache::set_with_ttl(&redis, &verified_key, b"1", ttl)?;
+        let mark = mark_for(secret.as_bytes(), &verified_key);
+        cache::set_with_ttl(&redis, &verified_key, mark.as_bytes(), ttl)?;
         checked
     };
     Ok(AuthUser {
@@ -101,6 +108,17 @@ pub fn authenticate(req: &Request) -> Result<AuthUser, ApiError> {
 /// token that was verified matches.
 pub fn verified_key(token: &str) -> String {
     format!("{VERIFIED_PREFIX}{}", crate::digest::sha256_hex(token))
+}
+
+/// The mark stored under `key` (a [`verified_key`]): its HMAC under the
+/// functions' secret.
+pub fn mark_for(secret: &[u8], key: &str) -> String {
+    crate::digest::hmac_sha256_hex(secret, key.as_bytes())
+}
+
+/// Whether `mark`, found under `key`, was written by a holder of `secret`.
+pub fn mark_matches(secret: &[u8], key: &str, mark: &[u8]) -> bool {
+    crate::digest::hmac_sha256_matches(secret, key.as_bytes(), mark)
 }
 
 fn now_secs() -> u64 {
@@ -197,6 +215,23 @@ mod tests {
         assert!(a.starts_with(VERIFIED_PREFIX));
         assert_eq!(a.len(), VERIFIED_PREFIX.len() + 64);
         assert_ne!(a, verified_key("a.b.d"));
+    }
+
+    #[test]
+    fn only_marks_written_with_the_secret_vouch_for_a_token() {
+        let key = verified_key("a.b.c");
+        let mark = mark_for(b"secret", &key);
+        assert!(mark_matches(b"secret", &key, mark.as_bytes()));
+        assert!(!mark_matches(b"secret", &key, b"1"), "a bare mark");
+        assert!(
+            !mark_matches(b"other", &key, mark.as_bytes()),
+            "another secret"
+        );
+        let other_key = verified_key("a.b.d");
+        assert!(
+            !mark_matches(b"secret", &other_key, mark.as_bytes()),
+            "another token's mark"
+        );
     }
 
     #[test]

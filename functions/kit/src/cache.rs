@@ -61,15 +61,15 @@ pub fn exists(conn: &Connection, key: &str) -> Result<bool, ApiError> {
         .map_err(|e| classify(e, "GET"))
 }
 
-/// Whether each of `keys` holds a value, in one `MGET` round trip.
+/// The values of `keys` (`None` where unset), in one `MGET` round trip.
 ///
 /// # Errors
 ///
 /// As [`classify`]; a reply of the wrong shape is a 500.
-pub fn exist_many<const N: usize>(
+pub fn get_many<const N: usize>(
     conn: &Connection,
     keys: [&str; N],
-) -> Result<[bool; N], ApiError> {
+) -> Result<[Option<Vec<u8>>; N], ApiError> {
     let args: Vec<RedisParameter> = keys
         .iter()
         .map(|k| RedisParameter::Binary(k.as_bytes().to_vec()))
@@ -83,11 +83,13 @@ pub fn exist_many<const N: usize>(
             reply.len()
         )));
     }
-    let mut out = [false; N];
-    for (slot, value) in out.iter_mut().zip(reply) {
-        *slot = !matches!(value, redis::RedisResult::Nil);
-    }
-    Ok(out)
+    let mut values = reply.into_iter().map(|value| match value {
+        redis::RedisResult::Nil => None,
+        redis::RedisResult::Binary(bytes) => Some(bytes),
+        redis::RedisResult::Status(text) => Some(text.into_bytes()),
+        redis::RedisResult::Int64(n) => Some(n.to_string().into_bytes()),
+    });
+    Ok(std::array::from_fn(|_| values.next().flatten()))
 }
 
 /// A family of cache entries invalidated all at once by bumping one

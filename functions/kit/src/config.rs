@@ -23,6 +23,9 @@ pub const JWT_AUDIENCE: &str = "jwt_audience";
 /// Shared secret (its UTF-8 bytes are the HMAC-SHA256 key) with which the
 /// bridge signs CloudEvent deliveries; see [`crate::cloudevent`].
 pub const BRIDGE_SIGNING_SECRET: &str = "bridge_signing_secret";
+/// Key (its UTF-8 bytes) of the HMAC that vouches for a verified-token
+/// mark in Redis (secret; every component that authenticates).
+pub const TOKEN_MARK_SECRET: &str = "token_mark_secret";
 /// Seconds an order may stay unpaid before the clock cancels it.
 pub const ORDER_PAYMENT_TIMEOUT_SECONDS: &str = "order_payment_timeout_seconds";
 /// Where the notifications component POSTs `webhook` notifications.
@@ -75,17 +78,18 @@ pub fn get(name: &'static str) -> Result<String, ConfigError> {
     }
 }
 
-/// A whole number of seconds from `name`, or `default` when it is not set.
+/// A whole number from `name` (a count, seconds), or `default` when it is
+/// not set.
 ///
 /// # Errors
 ///
 /// [`ConfigError::Invalid`] when the value is not a whole number, or
 /// [`ConfigError::Unreadable`].
-pub fn seconds(name: &'static str, default: u64) -> Result<u64, ConfigError> {
+pub fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
     match get(name) {
         Ok(raw) => raw.trim().parse().map_err(|_| ConfigError::Invalid {
             name,
-            reason: format!("{raw:?} is not a whole number of seconds"),
+            reason: format!("{raw:?} is not a whole number"),
         }),
         Err(ConfigError::Missing(_)) => Ok(default),
         Err(err) => Err(err),

@@ -4,7 +4,9 @@
 //! ([`json`]), turning failures into RFC 9457 responses ([`problem`]),
 //! authenticating callers ([`jwt`], [`bearer`]), reaching Postgres and Redis
 //! through Spin's interfaces ([`db`], [`cache`]) and reading Spin variables
-//! ([`config`]). Domain newtypes ([`domain`]) parse input once so the rest of
+//! ([`config`]). Every request enters through [`gate`], which routes it
+//! ([`router`]) and counts it against the rate limits ([`rate_limit`]).
+//! Domain newtypes ([`domain`]) parse input once so the rest of
 //! the code never sees a raw string.
 //!
 //! The event path has its three guest-side pieces here too: emitting an
@@ -19,11 +21,13 @@
 
 pub mod bearer;
 pub mod cache;
+pub mod client_addr;
 pub mod cloudevent;
 pub mod config;
 pub mod db;
 pub mod digest;
 pub mod domain;
+pub mod gate;
 pub mod idempotency;
 pub mod json;
 pub mod jwt;
@@ -31,6 +35,7 @@ pub mod outbox;
 pub mod paging;
 pub mod problem;
 pub mod query;
+pub mod rate_limit;
 pub mod router;
 
 pub use problem::{ApiError, FieldError};

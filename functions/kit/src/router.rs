@@ -3,11 +3,28 @@
 //! A component lists its routes as a table; [`resolve`] finds the handler or
 //! says why not: 404 when no pattern matches the path, 405 (with the methods
 //! that would have worked) when one matches but not for this method.
-//! Patterns are literal segments plus `{name}` captures.
+//! Patterns are literal segments plus `{name}` captures. Each route also
+//! says how the edge guards it ([`Guard`]; see [`crate::gate`]).
 
 use spin_sdk::http::Request;
 
 use crate::problem::ApiError;
+
+/// Which rate limits a route is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// A public route: the per-address limit; served without it when Redis
+    /// is down.
+    Public,
+    /// Login and password routes: the per-address limit and the stricter
+    /// login limit; refused (503) when Redis is down, so guessing cannot
+    /// go on unmetered.
+    Credentials,
+    /// The bridge's signed event deliveries: never limited (the signature
+    /// is checked by the handler, and a limit would only make the bridge
+    /// retry).
+    Delivery,
+}
 
 /// One row of a routing table.
 #[derive(Debug, Clone, Copy)]
@@ -18,15 +35,38 @@ pub struct Route<H> {
     pub pattern: &'static str,
     /// What handles it.
     pub handler: H,
+    /// How the edge guards it.
+    pub guard: Guard,
 }
 
 impl<H> Route<H> {
-    /// A table row; `const` so tables can be `const` arrays.
+    /// A public route; `const` so tables can be `const` arrays.
     pub const fn new(method: &'static str, pattern: &'static str, handler: H) -> Self {
         Self {
             method,
             pattern,
             handler,
+            guard: Guard::Public,
+        }
+    }
+
+    /// A login or password route ([`Guard::Credentials`]).
+    pub const fn credentials(method: &'static str, pattern: &'static str, handler: H) -> Self {
+        Self {
+            method,
+            pattern,
+            handler,
+            guard: Guard::Credentials,
+        }
+    }
+
+    /// A bridge delivery route ([`Guard::Delivery`]).
+    pub const fn delivery(method: &'static str, pattern: &'static str, handler: H) -> Self {
+        Self {
+            method,
+            pattern,
+            handler,
+            guard: Guard::Delivery,
         }
     }
 }
@@ -36,6 +76,8 @@ impl<H> Route<H> {
 pub struct Matched<'r, H> {
     /// The matched route's handler.
     pub handler: &'r H,
+    /// The matched route's guard.
+    pub guard: Guard,
     /// `(name, value)` for each capture, in pattern order.
     pub params: Vec<(&'static str, String)>,
 }
@@ -86,6 +128,7 @@ pub fn resolve<'r, H>(
         if route.method.eq_ignore_ascii_case(method) {
             return Ok(Matched {
                 handler: &route.handler,
+                guard: route.guard,
                 params,
             });
         }
@@ -125,21 +168,10 @@ mod tests {
     use super::*;
 
     const ROUTES: &[Route<u8>] = &[
-        Route {
-            method: "GET",
-            pattern: "/auth/me",
-            handler: 1,
-        },
-        Route {
-            method: "PATCH",
-            pattern: "/auth/me",
-            handler: 2,
-        },
-        Route {
-            method: "GET",
-            pattern: "/products/{id}",
-            handler: 3,
-        },
+        Route::new("GET", "/auth/me", 1),
+        Route::new("PATCH", "/auth/me", 2),
+        Route::new("GET", "/products/{id}", 3),
+        Route::delivery("POST", "/products/events", 4),
     ];
 
     #[test]
@@ -154,6 +186,16 @@ mod tests {
         assert_eq!(matched.param("id"), Some("42"));
         assert!(resolve(ROUTES, "GET", "/products/").is_err());
         assert!(resolve(ROUTES, "GET", "/products/42/x").is_err());
+    }
+
+    #[test]
+    fn the_match_carries_the_routes_guard() {
+        let matched = resolve(ROUTES, "POST", "/products/events").unwrap();
+        assert_eq!(matched.guard, Guard::Delivery);
+        assert_eq!(
+            resolve(ROUTES, "GET", "/auth/me").unwrap().guard,
+            Guard::Public
+        );
     }
 
     #[test]

@@ -10,8 +10,9 @@ mod channel;
 mod handlers;
 mod store;
 
-use kit::router::{self, Route};
-use spin_sdk::http::{IntoResponse, Request, Response};
+use kit::gate;
+use kit::router::Route;
+use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 
 /// The operations; one handler module each.
@@ -27,22 +28,22 @@ enum Op {
 const ROUTES: &[Route<Op>] = &[
     Route::new("POST", "/notify", Op::Notify),
     Route::new("GET", "/notifications", Op::ListMine),
-    Route::new("POST", "/notifications/events", Op::Deliver),
+    Route::delivery("POST", "/notifications/events", Op::Deliver),
     Route::new("GET", "/notifications/health", Op::Health),
 ];
 
 #[http_component]
 async fn handle_notifications(req: Request) -> Response {
-    let method = req.method().to_string();
-    let result = match router::resolve(ROUTES, &method, router::request_path(&req)) {
-        Ok(matched) => match matched.handler {
-            // Only `/notify` may call out over HTTP, hence the one `await`.
-            Op::Notify => handlers::notify::handle(&req).await,
-            Op::ListMine => handlers::list_mine::handle(&req),
-            Op::Deliver => handlers::deliver::handle(&req),
-            Op::Health => handlers::health::handle(&req),
-        },
-        Err(err) => Err(err),
+    let admitted = match gate::admit(&req, ROUTES) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    let result = match admitted.matched.handler {
+        // Only `/notify` may call out over HTTP, hence the one `await`.
+        Op::Notify => handlers::notify::handle(&req).await,
+        Op::ListMine => handlers::list_mine::handle(&req),
+        Op::Deliver => handlers::deliver::handle(&req),
+        Op::Health => handlers::health::handle(&req),
+    };
+    gate::respond(&admitted.quotas, result)
 }

@@ -13,8 +13,9 @@ mod idempotency_keys;
 mod input;
 mod store;
 
-use kit::router::{self, Route};
-use spin_sdk::http::{IntoResponse, Request, Response};
+use kit::gate;
+use kit::router::Route;
+use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 
 /// The operations; one handler module each.
@@ -31,7 +32,7 @@ enum Op {
 /// The routing table; literal routes before `{id}`.
 const ROUTES: &[Route<Op>] = &[
     Route::new("GET", "/orders/health", Op::Health),
-    Route::new("POST", "/orders/events", Op::Deliver),
+    Route::delivery("POST", "/orders/events", Op::Deliver),
     Route::new("POST", "/orders", Op::Place),
     Route::new("GET", "/orders", Op::ListMine),
     Route::new("GET", "/orders/{id}", Op::Get),
@@ -40,20 +41,15 @@ const ROUTES: &[Route<Op>] = &[
 
 #[http_component]
 fn handle_orders(req: Request) -> Response {
-    let method = req.method().to_string();
-    let result = match router::resolve(ROUTES, &method, router::request_path(&req)) {
-        Ok(matched) => {
-            let id = matched.param("id").unwrap_or_default();
-            match matched.handler {
-                Op::Place => handlers::place::handle(&req),
-                Op::ListMine => handlers::list_mine::handle(&req),
-                Op::Get => handlers::get::handle(&req, id),
-                Op::Cancel => handlers::cancel::handle(&req, id),
-                Op::Deliver => handlers::deliver::handle(&req),
-                Op::Health => handlers::health::handle(&req),
-            }
+    gate::serve(&req, ROUTES, |matched| {
+        let id = matched.param("id").unwrap_or_default();
+        match matched.handler {
+            Op::Place => handlers::place::handle(&req),
+            Op::ListMine => handlers::list_mine::handle(&req),
+            Op::Get => handlers::get::handle(&req, id),
+            Op::Cancel => handlers::cancel::handle(&req, id),
+            Op::Deliver => handlers::deliver::handle(&req),
+            Op::Health => handlers::health::handle(&req),
         }
-        Err(err) => Err(err),
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
+    })
 }

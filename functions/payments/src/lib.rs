@@ -11,8 +11,9 @@ mod handlers;
 mod ledger;
 mod processor;
 
-use kit::router::{self, Route};
-use spin_sdk::http::{IntoResponse, Request, Response};
+use kit::gate;
+use kit::router::Route;
+use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 
 /// The operations; one handler module each.
@@ -26,20 +27,15 @@ enum Op {
 /// The routing table; literal routes before `{order_id}`.
 const ROUTES: &[Route<Op>] = &[
     Route::new("GET", "/payments/health", Op::Health),
-    Route::new("POST", "/payments/events", Op::Deliver),
+    Route::delivery("POST", "/payments/events", Op::Deliver),
     Route::new("GET", "/payments/{order_id}", Op::Get),
 ];
 
 #[http_component]
 fn handle_payments(req: Request) -> Response {
-    let method = req.method().to_string();
-    let result = match router::resolve(ROUTES, &method, router::request_path(&req)) {
-        Ok(matched) => match matched.handler {
-            Op::Get => handlers::get::handle(&req, matched.param("order_id").unwrap_or_default()),
-            Op::Deliver => handlers::deliver::handle(&req),
-            Op::Health => handlers::health::handle(&req),
-        },
-        Err(err) => Err(err),
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
+    gate::serve(&req, ROUTES, |matched| match matched.handler {
+        Op::Get => handlers::get::handle(&req, matched.param("order_id").unwrap_or_default()),
+        Op::Deliver => handlers::deliver::handle(&req),
+        Op::Health => handlers::health::handle(&req),
+    })
 }

@@ -13,8 +13,9 @@ mod handlers;
 mod input;
 mod store;
 
-use kit::router::{self, Route};
-use spin_sdk::http::{IntoResponse, Request, Response};
+use kit::gate;
+use kit::router::Route;
+use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 
 /// The operations; one handler module each.
@@ -33,7 +34,7 @@ enum Op {
 /// otherwise match them.
 const ROUTES: &[Route<Op>] = &[
     Route::new("GET", "/posts/health", Op::Health),
-    Route::new("POST", "/posts/events", Op::Deliver),
+    Route::delivery("POST", "/posts/events", Op::Deliver),
     Route::new("GET", "/posts", Op::List),
     Route::new("POST", "/posts", Op::Create),
     Route::new("GET", "/posts/{id}", Op::Get),
@@ -43,8 +44,7 @@ const ROUTES: &[Route<Op>] = &[
 
 #[http_component]
 fn handle_posts(req: Request) -> Response {
-    let method = req.method().to_string();
-    let result = router::resolve(ROUTES, &method, router::request_path(&req)).and_then(|matched| {
+    gate::serve(&req, ROUTES, |matched| {
         let id = matched.param("id").unwrap_or_default();
         match matched.handler {
             Op::List => handlers::list::handle(&req),
@@ -55,6 +55,5 @@ fn handle_posts(req: Request) -> Response {
             Op::Deliver => handlers::deliver::handle(&req),
             Op::Health => handlers::health::handle(&req),
         }
-    });
-    result.unwrap_or_else(IntoResponse::into_response)
+    })
 }

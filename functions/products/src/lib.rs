@@ -12,8 +12,9 @@ mod catalog;
 mod handlers;
 mod input;
 
-use kit::router::{self, Route};
-use spin_sdk::http::{IntoResponse, Request, Response};
+use kit::gate;
+use kit::router::Route;
+use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 
 /// The operations; one handler module each.
@@ -32,7 +33,7 @@ enum Op {
 /// otherwise match them.
 const ROUTES: &[Route<Op>] = &[
     Route::new("GET", "/products/health", Op::Health),
-    Route::new("POST", "/products/events", Op::Deliver),
+    Route::delivery("POST", "/products/events", Op::Deliver),
     Route::new("GET", "/products", Op::List),
     Route::new("POST", "/products", Op::Create),
     Route::new("GET", "/products/{id}", Op::Get),
@@ -42,21 +43,16 @@ const ROUTES: &[Route<Op>] = &[
 
 #[http_component]
 fn handle_products(req: Request) -> Response {
-    let method = req.method().to_string();
-    let result = match router::resolve(ROUTES, &method, router::request_path(&req)) {
-        Ok(matched) => {
-            let id = matched.param("id");
-            match matched.handler {
-                Op::List => handlers::list::handle(&req),
-                Op::Get => handlers::get::handle(&req, id.unwrap_or_default()),
-                Op::Create => handlers::create::handle(&req),
-                Op::Update => handlers::update::handle(&req, id.unwrap_or_default()),
-                Op::Delete => handlers::delete::handle(&req, id.unwrap_or_default()),
-                Op::Deliver => handlers::deliver::handle(&req),
-                Op::Health => handlers::health::handle(&req),
-            }
+    gate::serve(&req, ROUTES, |matched| {
+        let id = matched.param("id").unwrap_or_default();
+        match matched.handler {
+            Op::List => handlers::list::handle(&req),
+            Op::Get => handlers::get::handle(&req, id),
+            Op::Create => handlers::create::handle(&req),
+            Op::Update => handlers::update::handle(&req, id),
+            Op::Delete => handlers::delete::handle(&req, id),
+            Op::Deliver => handlers::deliver::handle(&req),
+            Op::Health => handlers::health::handle(&req),
         }
-        Err(err) => Err(err),
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
+    })
 }

@@ -1,7 +1,7 @@
 //! `POST /auth/login`: exchange credentials for a token pair.
 
 use kit::domain::{Email, Username};
-use kit::{ApiError, db, json};
+use kit::{ApiError, db, gate, json};
 use serde::Deserialize;
 use spin_sdk::http::{Request, Response};
 
@@ -75,19 +75,27 @@ pub fn parse(req: &Request) -> Result<Attempt, ApiError> {
     json::parse::<LoginBody>(req)?.try_into()
 }
 
-/// Checks the attempt. An unknown account and a wrong password give the
+/// Checks the attempt, counted first against the account's own attempt
+/// limit (whatever the outcome, so parallel guesses are counted before any
+/// is judged). An unknown account and a wrong password give the
 /// same 401 after the same amount of hashing work. A success is recorded
 /// (with its `user.logged_in` event) before it is returned, so every login
 /// route emits the event.
 ///
 /// # Errors
 ///
-/// 401 on bad credentials; 503/500 on database failure.
+/// 401 on bad credentials; 429 when the account's attempts are spent;
+/// 503/500 on database or Redis failure.
 pub fn check(conn: &db::Connection, attempt: &Attempt) -> Result<User, ApiError> {
     let login = match &attempt.identifier {
         Identifier::Email(email) => Login::Email(email),
         Identifier::Username(name) => Login::Username(name),
     };
+    let account = match &attempt.identifier {
+        Identifier::Email(email) => email.as_str(),
+        Identifier::Username(name) => name.as_str(),
+    };
+    gate::count_account_attempt(account)?;
     let rejected = || ApiError::Unauthorized("invalid credentials".into());
     let Some(credentials) = users::find_credentials(conn, login)? else {
         passwords::verify_nothing(&attempt.password);

@@ -68,7 +68,7 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
     // Only a keyed request needs the body's fingerprint.
     let fingerprint = key.as_ref().map(|_| idempotency_keys::fingerprint(&value));
     let order = PlaceOrder::try_from(json::from_value::<PlaceBody>(value)?)?;
-    let timeout = config::seconds(ORDER_PAYMENT_TIMEOUT_SECONDS, DEFAULT_PAYMENT_TIMEOUT_SECS)?;
+    let timeout = config::number(ORDER_PAYMENT_TIMEOUT_SECONDS, DEFAULT_PAYMENT_TIMEOUT_SECS)?;
     let conn = db::connect()?;
     let (Some(key), Some(fingerprint)) = (key, fingerprint) else {
         return place(&conn, caller.id, &order, None, timeout);

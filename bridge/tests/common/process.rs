@@ -1,0 +1,80 @@
+//! `bridge up` as the real process an operator runs.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use bridge::keys::JwtKeys;
+use tokio::process::{Child, Command};
+
+use super::subscriber::eventually;
+use super::{UNLIMITED, database_url, root};
+
+/// A `bridge up` process on its own port and database.
+pub struct Bridge {
+    child: Child,
+    pub base: String,
+}
+
+impl Bridge {
+    /// Starts `bridge up` (migrating `database`, which the caller drops)
+    /// with the suite's test settings and `env` on top, and waits until it
+    /// answers.
+    pub async fn start(database: &str, keys: &JwtKeys, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_bridge"))
+            .current_dir(root())
+            .args(["up", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--retry-base-ms", "20", "--shutdown-timeout", "10"])
+            .env("SPIN_VARIABLE_DATABASE_URL", database_url(database))
+            .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", &keys.private_key)
+            .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &keys.public_key)
+            .env(
+                "SPIN_VARIABLE_BRIDGE_SIGNING_SECRET",
+                "shutdown-test-secret",
+            )
+            .env_remove("SPIN_VARIABLE_MONGO_URL")
+            .env("SPIN_VARIABLE_RATE_LIMIT_REQUESTS", UNLIMITED)
+            .env("SPIN_VARIABLE_RATE_LIMIT_LOGIN_REQUESTS", UNLIMITED)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the bridge binary runs");
+        let bridge = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let health = format!("{}/auth/health", bridge.base);
+        eventually("bridge up answers", Duration::from_secs(120), || async {
+            client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        bridge
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("bridge up exits within its shutdown timeout")
+            .unwrap()
+    }
+}

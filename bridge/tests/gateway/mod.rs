@@ -1,0 +1,3 @@
+//! The gateway surface every route shares: rate limits.
+
+mod rate_limits;
