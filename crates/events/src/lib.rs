@@ -37,6 +37,7 @@ pub mod dead_letters;
 pub mod dispatch;
 pub mod embedded;
 pub mod event;
+pub mod health;
 pub mod invoke;
 pub mod kafka;
 pub mod lanes;
@@ -47,6 +48,7 @@ pub mod reconnect;
 pub mod relay;
 pub mod replay;
 pub mod sink;
+pub mod status;
 pub mod subscription;
 pub mod wake;
 
@@ -146,10 +148,29 @@ pub async fn run(path: EventPath, shutdown: watch::Receiver<bool>) -> anyhow::Re
     // With a broker, the outbox relay publishes what the consumers read.
     let relay = |name: &str| OutboxRelay {
         database: database.clone(),
-        name: format!("relay:{name}"),
+        name: relay_cursor(name),
         config: config.clone(),
         local_writes: local_writes.clone(),
     };
+    // The heartbeat names the cursors whose lag is the outbox backlog: the
+    // subscriptions' own without a broker, the relay's with one.
+    let (kind, cursors) = match &broker {
+        BrokerConfig::Embedded => (
+            "embedded",
+            subscriptions.iter().map(|s| s.name.clone()).collect(),
+        ),
+        BrokerConfig::Amqp(_) => ("amqp", vec![relay_cursor("amqp")]),
+        BrokerConfig::Kafka(_) => ("kafka", vec![relay_cursor("kafka")]),
+    };
+    let role = match &invoker {
+        Invoker::Embedded(_) => "up",
+        Invoker::Http { .. } => "relay",
+    };
+    tasks.spawn(status::run(
+        database.clone(),
+        status::Beat::new(role, kind, cursors),
+        shutdown.clone(),
+    ));
     match broker {
         BrokerConfig::Embedded => {
             let (wake, _waking) = wake::start(&database, local_writes.as_ref(), &config, &shutdown);
@@ -189,4 +210,9 @@ pub async fn run(path: EventPath, shutdown: watch::Receiver<bool>) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// The outbox cursor (and lock) of the relay publishing to `broker`.
+fn relay_cursor(broker: &str) -> String {
+    format!("relay:{broker}")
 }

@@ -1,13 +1,15 @@
 //! The one reconnect loop of the event path: every part that holds a
 //! connection (sources, the relay, the outbox listener and announcer) runs
 //! its work in rounds through [`reconnecting`], so an outage pauses it and
-//! a recovery resumes it the same way everywhere.
+//! a recovery resumes it the same way everywhere. It also keeps
+//! [`crate::health`] told whether each part is up.
 
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::dispatch::{DispatchConfig, backoff};
+use super::health;
 
 /// A round that ran this long was healthy: the next failure starts the
 /// backoff from the beginning again.
@@ -16,6 +18,8 @@ const HEALTHY_ROUND: Duration = Duration::from_secs(60);
 /// Runs `round` until it returns `Ok` or `shutdown` turns true. After an
 /// error it logs why (naming `what`) and waits a backoff that grows with
 /// consecutive failures, capped at the sixth step, before the next round.
+/// A round that runs [`health::UP_AFTER`] reports `what` up; a failed one
+/// reports it down; the end reports it gone.
 pub async fn reconnecting<F, Fut>(
     what: &str,
     config: &DispatchConfig,
@@ -29,9 +33,19 @@ pub async fn reconnecting<F, Fut>(
     let mut stop = shutdown.clone();
     while !*stop.borrow() {
         let started = Instant::now();
-        match round().await {
-            Ok(()) => return,
+        let attempt = round();
+        tokio::pin!(attempt);
+        let outcome = tokio::select! {
+            outcome = &mut attempt => outcome,
+            () = tokio::time::sleep(health::UP_AFTER) => {
+                health::up(what);
+                attempt.await
+            }
+        };
+        match outcome {
+            Ok(()) => break,
             Err(err) => {
+                health::down(what, &err);
                 if started.elapsed() > HEALTHY_ROUND {
                     failures = 0;
                 }
@@ -49,6 +63,7 @@ pub async fn reconnecting<F, Fut>(
             }
         }
     }
+    health::gone(what);
 }
 
 #[cfg(test)]

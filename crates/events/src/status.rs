@@ -1,0 +1,103 @@
+//! The event path's heartbeat in Postgres (`bridge_status`), for the
+//! functions' `GET /health`: Spin functions cannot reach a broker, so the
+//! process that does writes what it sees where they can read it.
+//!
+//! Every [`EVERY`] the row of this process is upserted with its broker, the
+//! state of each connected part ([`crate::health`]) and the outbox cursors
+//! it reads; a reader treats rows older than three beats as a bridge that
+//! is gone. Rows of processes gone for an hour are removed, and a process
+//! removes its own at shutdown.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_postgres::Client;
+
+use spinmesh_config::database::Database;
+
+use crate::health;
+
+/// How often the row is written.
+pub const EVERY: Duration = Duration::from_secs(5);
+
+/// What one process writes.
+#[derive(Debug, Clone)]
+pub struct Beat {
+    /// Unique per process: role, process id and a random suffix.
+    pub name: String,
+    /// `up` or `relay`.
+    pub role: &'static str,
+    /// `embedded`, `amqp` or `kafka`.
+    pub broker: &'static str,
+    /// The outbox cursors this process reads.
+    pub cursors: Vec<String>,
+}
+
+impl Beat {
+    /// A beat named for this process.
+    pub fn new(role: &'static str, broker: &'static str, cursors: Vec<String>) -> Self {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            name: format!("{role}:{}:{}", std::process::id(), &suffix[..8]),
+            role,
+            broker,
+            cursors,
+        }
+    }
+}
+
+/// Writes `beat` every [`EVERY`] until `shutdown`, then removes it. A
+/// database outage only skips beats (logged once per outage).
+pub async fn run(database: Database, beat: Beat, mut shutdown: watch::Receiver<bool>) {
+    let mut client: Option<Client> = None;
+    let mut failing = false;
+    while !*shutdown.borrow() {
+        match write(&database, &mut client, &beat).await {
+            Ok(()) => failing = false,
+            Err(err) => {
+                client = None;
+                if !failing {
+                    tracing::warn!(error = %format!("{err:#}"), "event path heartbeat not written");
+                }
+                failing = true;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    if let Some(client) = client {
+        let _ = client
+            .execute("DELETE FROM bridge_status WHERE name = $1", &[&beat.name])
+            .await;
+    }
+}
+
+async fn write(
+    database: &Database,
+    client: &mut Option<Client>,
+    beat: &Beat,
+) -> anyhow::Result<()> {
+    if client.is_none() {
+        *client = Some(database.connect().await?);
+    }
+    let client = client.as_ref().expect("connected above");
+    let parts = serde_json::to_value(health::snapshot())?;
+    client
+        .execute(
+            "INSERT INTO bridge_status (name, role, broker, parts, cursors, updated_at)
+             VALUES ($1, $2, $3, $4, $5, now())
+             ON CONFLICT (name) DO UPDATE
+                SET parts = EXCLUDED.parts, cursors = EXCLUDED.cursors, updated_at = now()",
+            &[&beat.name, &beat.role, &beat.broker, &parts, &beat.cursors],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM bridge_status WHERE updated_at < now() - interval '1 hour'",
+            &[],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! One module per operation.
+
+pub mod health;
