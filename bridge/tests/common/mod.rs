@@ -7,6 +7,7 @@ pub mod cloudevents;
 pub mod mongo;
 pub mod posts;
 pub mod process;
+pub mod proxy;
 pub mod saga;
 pub mod scenarios;
 pub mod store;
@@ -140,6 +141,10 @@ pub struct Options {
     /// Strict by default: the suite fails where Spin 4.0.x would misbehave.
     pub pg_compat: PgCompat,
     pub pg_tls: bridge::database::PgTls,
+    /// The Postgres server the app reaches (`postgres://user@host:port`);
+    /// the local one by default. The test's own connections go to the
+    /// local server directly.
+    pub pg_server: Option<String>,
 }
 
 impl Default for Options {
@@ -154,6 +159,7 @@ impl Default for Options {
             broker: Default::default(),
             pg_compat: PgCompat::Strict,
             pg_tls: Default::default(),
+            pg_server: None,
         }
     }
 }
@@ -169,7 +175,13 @@ impl TestApp {
         let database = format!("spinmesh_test_{}", uuid::Uuid::new_v4().simple());
         let keys = JwtKeys::generate();
         let mut vars = BTreeMap::from([
-            ("database_url".to_string(), database_url(&database)),
+            (
+                "database_url".to_string(),
+                match &opts.pg_server {
+                    Some(server) => format!("{server}/{database}?sslmode=disable"),
+                    None => database_url(&database),
+                },
+            ),
             ("jwt_private_key".to_string(), keys.private_key.clone()),
             ("jwt_public_key".to_string(), keys.public_key.clone()),
             // Every test's requests come from 127.0.0.1: limits high enough

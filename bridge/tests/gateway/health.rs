@@ -7,8 +7,9 @@ use std::time::Duration;
 use bridge::events::dispatch::DispatchConfig;
 use serde_json::Value;
 
+use crate::common::proxy::Proxy;
 use crate::common::subscriber::eventually;
-use crate::common::{Options, Reply, TestApp, database_url};
+use crate::common::{Options, Reply, TestApp, database_url, root};
 
 fn with_events(extra_vars: &[(&str, &str)]) -> Options {
     Options {
@@ -25,7 +26,7 @@ fn with_events(extra_vars: &[(&str, &str)]) -> Options {
 /// its parts up).
 async fn health_when(app: &TestApp, what: &str, wanted: impl Fn(&Reply) -> bool) -> Reply {
     let last = std::sync::Mutex::new(None);
-    eventually(what, Duration::from_secs(20), || async {
+    eventually(what, Duration::from_secs(30), || async {
         let r = app.get("/health", None).await;
         let done = wanted(&r);
         *last.lock().unwrap() = Some(r);
@@ -159,4 +160,65 @@ async fn unknown_paths_are_a_rate_limited_404_problem() {
     }
     let r = app.send("DELETE", "/health", vec![], None).await;
     r.assert_problem(405, "DELETE /health");
+}
+
+/// The app's manifest with its Postgres and Redis addresses moved to the
+/// given loopback ports (allowed hosts and defaults alike), written to a
+/// temporary directory with the components' paths made absolute.
+fn manifest_through(pg_port: u16, redis_port: u16) -> std::path::PathBuf {
+    let root = root();
+    let text = std::fs::read_to_string(root.join("spin.toml"))
+        .unwrap()
+        .replace(
+            "postgres://127.0.0.1:5432",
+            &format!("postgres://127.0.0.1:{pg_port}"),
+        )
+        .replace(
+            "redis://127.0.0.1:6379",
+            &format!("redis://127.0.0.1:{redis_port}"),
+        )
+        .replace(
+            "source = \"target/",
+            &format!("source = \"{}/target/", root.display()),
+        );
+    let dir = std::env::temp_dir().join(format!(
+        "spinmesh-manifest-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Postgres and Redis stopped and started again (behind proxies only this
+/// app uses): `/health` turns 503 naming the one that is gone, and 200
+/// again once it is back.
+#[tokio::test]
+async fn health_follows_postgres_and_redis_going_away_and_coming_back() {
+    let pg = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let redis = Proxy::start("127.0.0.1:6379".parse().unwrap()).await;
+    let app = TestApp::spawn_with(Options {
+        manifest: manifest_through(pg.port, redis.port),
+        pg_server: Some(format!("postgres://postgres@127.0.0.1:{}", pg.port)),
+        ..with_events(&[])
+    })
+    .await;
+    health_when(&app, "healthy through the proxies", |r| r.status == 200).await;
+
+    redis.stop();
+    let r = health_when(&app, "redis gone", |r| r.status == 503).await;
+    let checks = &r.json()["checks"];
+    assert_eq!(checks["redis"]["status"], "down", "{checks}");
+    assert_eq!(checks["postgres"]["status"], "up", "{checks}");
+    redis.resume().await;
+    health_when(&app, "redis back", |r| r.status == 200).await;
+
+    pg.stop();
+    let r = health_when(&app, "postgres gone", |r| r.status == 503).await;
+    let checks = &r.json()["checks"];
+    assert_eq!(checks["postgres"]["status"], "down", "{checks}");
+    assert_eq!(checks["redis"]["status"], "up", "{checks}");
+    pg.resume().await;
+    health_when(&app, "postgres back", |r| r.status == 200).await;
 }
