@@ -7,20 +7,11 @@ use base64::engine::general_purpose::STANDARD;
 use jwt_simple::prelude::*;
 use serde_json::json;
 
-use crate::common::{Options, TestApp, database_url};
+use crate::common::{Options, TestApp};
 
 #[tokio::test]
 async fn database_unreachable_is_503() {
-    let missing = database_url(&format!(
-        "spinmesh_missing_{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let app = TestApp::spawn_with(Options {
-        migrate: false,
-        extra_vars: BTreeMap::from([("database_url".to_string(), missing)]),
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_with(Options::missing_database()).await;
     app.register("down@example.com", "password123", None)
         .await
         .assert_problem(503, "register with the database gone");

@@ -15,6 +15,17 @@ fn claims(sub: &str, aud: &str, ttl: Duration) -> JWTClaims<serde_json::Value> {
         .with_jwt_id(uuid::Uuid::new_v4().to_string())
 }
 
+/// A fresh user's access token and id (`sub`).
+async fn signed_in(app: &TestApp) -> (String, String) {
+    let (_, tokens) = app.signed_in_user().await;
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let sub = app.me(&token).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (token, sub)
+}
+
 fn segments(token: &str) -> Vec<String> {
     token.split('.').map(str::to_string).collect()
 }
@@ -22,12 +33,8 @@ fn segments(token: &str) -> Vec<String> {
 #[tokio::test]
 async fn forged_and_tampered_tokens_are_rejected() {
     let app = TestApp::spawn().await;
-    let (_, tokens) = app.signed_in_user().await;
-    let valid = tokens["access_token"].as_str().unwrap();
-    let sub = app.me(valid).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (valid, sub) = signed_in(&app).await;
+    let valid = valid.as_str();
 
     let real_key =
         Ed25519KeyPair::from_bytes(&STANDARD.decode(&app.keys.private_key).unwrap()).unwrap();
@@ -110,12 +117,8 @@ async fn a_forged_verification_mark_does_not_let_a_forged_admin_token_in() {
     use sha2::Digest as _;
 
     let app = TestApp::spawn().await;
-    let (_, tokens) = app.signed_in_user().await;
-    let valid = tokens["access_token"].as_str().unwrap();
-    let sub = app.me(valid).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (valid, sub) = signed_in(&app).await;
+    let valid = valid.as_str();
     // Claims that check out (issuer, audience, expiry, role admin), signed
     // with a key the app has never seen.
     let forged = Ed25519KeyPair::generate()

@@ -164,6 +164,22 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// An app whose database does not exist (Postgres answers, refusing
+    /// the connection), unmigrated.
+    pub fn missing_database() -> Self {
+        let missing = database_url(&format!(
+            "spinmesh_missing_{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        Self {
+            migrate: false,
+            extra_vars: BTreeMap::from([("database_url".to_string(), missing)]),
+            ..Self::default()
+        }
+    }
+}
+
 impl TestApp {
     /// The spinmesh application on a fresh database.
     pub async fn spawn() -> Self {

@@ -1,7 +1,6 @@
 //! `GET /health`: the whole system's state, 200 when usable and 503
 //! naming the failing parts when not.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bridge::events::dispatch::DispatchConfig;
@@ -9,7 +8,7 @@ use serde_json::Value;
 
 use crate::common::proxy::Proxy;
 use crate::common::subscriber::eventually;
-use crate::common::{Options, Reply, TestApp, database_url, root};
+use crate::common::{Options, Reply, TestApp, root};
 
 fn with_events(extra_vars: &[(&str, &str)]) -> Options {
     Options {
@@ -126,16 +125,7 @@ async fn health_is_503_naming_redis_when_redis_is_down() {
 
 #[tokio::test]
 async fn health_is_503_naming_postgres_when_postgres_is_down() {
-    let missing = database_url(&format!(
-        "spinmesh_missing_{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let app = TestApp::spawn_with(Options {
-        migrate: false,
-        extra_vars: BTreeMap::from([("database_url".to_string(), missing)]),
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::spawn_with(Options::missing_database()).await;
     let r = app.get("/health", None).await;
     assert_unavailable(&r);
     let checks = &r.json()["checks"];

@@ -296,42 +296,21 @@ mod tests {
 
     #[test]
     fn windows_are_aligned_to_the_epoch() {
-        assert_eq!(
-            Window::at(0, 900),
-            Window {
-                index: 0,
-                reset_secs: 900
-            }
-        );
-        assert_eq!(
-            Window::at(899, 900),
-            Window {
-                index: 0,
-                reset_secs: 1
-            }
-        );
-        assert_eq!(
-            Window::at(900, 900),
-            Window {
-                index: 1,
-                reset_secs: 900
-            }
-        );
-        assert_eq!(
-            Window::at(1_000_000, 1),
-            Window {
-                index: 1_000_000,
-                reset_secs: 1
-            }
-        );
-        assert_eq!(
-            Window::at(5, 0),
-            Window {
-                index: 5,
-                reset_secs: 1
-            },
-            "a zero window counts as 1 s"
-        );
+        // (now, window) → (index, reset), why.
+        let cases = [
+            ((0, 900), (0, 900), "the first second of a window"),
+            ((899, 900), (0, 1), "its last second"),
+            ((900, 900), (1, 900), "the next one"),
+            ((1_000_000, 1), (1_000_000, 1), "one-second windows"),
+            ((5, 0), (5, 1), "a zero window counts as one second"),
+        ];
+        for ((now, window), (index, reset_secs), why) in cases {
+            assert_eq!(
+                Window::at(now, window),
+                Window { index, reset_secs },
+                "{why}"
+            );
+        }
     }
 
     #[test]
