@@ -1,8 +1,6 @@
 //! Authenticating a request: `Authorization: Bearer <jwt>`, verified, and
 //! not on the revocation denylist.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use spin_sdk::http::Request;
 use uuid::Uuid;
 
@@ -91,7 +89,9 @@ pub fn authenticate(req: &Request) -> Result<AuthUser, ApiError> {
         claims
     } else {
         let checked = verifier.verify(token)?;
-        let ttl = checked.expires_at.saturating_sub(now_secs());
+        let ttl = checked
+            .expires_at
+            .saturating_sub(spinmesh_delivery::unix_now());
         let mark = mark_for(secret.as_bytes(), &verified_key);
         cache::set_with_ttl(&redis, &verified_key, mark.as_bytes(), ttl)?;
         checked
@@ -121,13 +121,6 @@ pub fn mark_matches(secret: &[u8], key: &str, mark: &[u8]) -> bool {
     crate::digest::hmac_sha256_matches(secret, key.as_bytes(), mark)
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 /// Verifies a token without the denylist (for callers holding a verifier).
 ///
 /// # Errors
@@ -149,7 +142,7 @@ pub fn verify(verifier: &TokenVerifier, header: Option<&str>) -> Result<AuthUser
 ///
 /// 503 when Redis is down.
 pub fn revoke(redis: &cache::Connection, user: &AuthUser) -> Result<(), ApiError> {
-    let remaining = user.exp.saturating_sub(now_secs());
+    let remaining = user.exp.saturating_sub(spinmesh_delivery::unix_now());
     if remaining == 0 {
         return Ok(());
     }

@@ -62,14 +62,9 @@ pub fn admit<'r, H>(req: &Request, routes: &'r [Route<H>]) -> Result<Admitted<'r
         Ok(quotas) => quotas,
         Err(err) => return Err(err.into_response()),
     };
-    let checked = quotas.check().and(route);
-    match checked {
+    match quotas.check().and(route) {
         Ok(matched) => Ok(Admitted { matched, quotas }),
-        Err(err) => {
-            let mut response = err.into_response();
-            quotas.stamp(&mut response);
-            Err(response)
-        }
+        Err(err) => Err(respond(&quotas, Err(err))),
     }
 }
 

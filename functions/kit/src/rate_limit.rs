@@ -143,17 +143,15 @@ impl Usage {
 pub struct Quotas(pub Vec<Usage>);
 
 impl Quotas {
-    /// Counts one request against each `(policy, subject)` in one round trip.
+    /// Counts one request against each `(policy, subject)`: an `INCR` each
+    /// (and the `EXPIRE` of a window it opens).
     ///
     /// # Errors
     ///
-    /// 503 when Redis is unreachable; 500 when it answers something else
-    /// than the script's list.
+    /// 503 when Redis is unreachable; 500 when it answers with the wrong
+    /// type.
     pub fn count(redis: &cache::Connection, counted: &[(Policy, &str)]) -> Result<Self, ApiError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let now = spinmesh_delivery::unix_now();
         let mut usages = Vec::with_capacity(counted.len());
         for (policy, subject) in counted {
             let window = Window::at(now, policy.window_secs);
