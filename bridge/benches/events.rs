@@ -136,6 +136,7 @@ fn run_mode(
             },
             events: Some(DispatchConfig::default()),
             broker: broker.clone(),
+            admin_listen: None,
         }))
         .expect("host starts");
     let addr = running.addr;

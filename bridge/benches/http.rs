@@ -87,6 +87,8 @@ fn restart_probe(database_url: &str, keys: &JwtKeys) -> (Duration, Option<u64>) 
         .args([
             "up",
             "--no-migrate",
+            "--admin-listen",
+            "off",
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
@@ -210,6 +212,7 @@ fn main() {
                 host,
                 events: None,
                 broker: Default::default(),
+                admin_listen: None,
             }))
             .expect("host starts")
     };

@@ -32,6 +32,7 @@ use crate::host::server::Server;
 use crate::host::{Host, HostConfig};
 use crate::keys::JwtKeys;
 use crate::manifest::Manifest;
+use crate::telemetry::AdminListener;
 use crate::variables::{AppVariables, env_key};
 
 /// Everything `bridge up` needs.
@@ -49,6 +50,9 @@ pub struct AppOptions {
     pub events: Option<DispatchConfig>,
     /// How events travel from the outbox to the subscribers.
     pub broker: BrokerConfig,
+    /// Where to serve `GET /metrics` (see [`crate::telemetry`]); `None`
+    /// records nothing.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// The event transport (see [`crate::events::BrokerConfig`]).
@@ -60,6 +64,8 @@ pub struct RunningApp {
     pub addr: SocketAddr,
     /// The host, for inspection (timings, route table).
     pub host: Arc<Host>,
+    /// The admin listener's bound address, when it is on.
+    pub admin_addr: Option<SocketAddr>,
     stop: CancellationToken,
     connections: TaskTracker,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -322,6 +328,11 @@ pub const DATABASE_URL: &str = "database_url";
 /// When the manifest, migrations, components or listener fail.
 pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
     let manifest = Manifest::load(&opts.manifest)?;
+    // Bound first: the recorder is installed before anything records.
+    let admin = match opts.admin_listen {
+        Some(at) => Some(AdminListener::bind(at).await?),
+        None => None,
+    };
     ensure_dev_keys(&manifest, &mut opts.host);
     let database = database(&manifest, &opts.host)?;
     if let Some(dir) = &opts.migrations {
@@ -367,10 +378,19 @@ pub async fn start(mut opts: AppOptions) -> anyhow::Result<RunningApp> {
     let addr = server.local_addr()?;
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
+    let admin_addr = match admin {
+        Some(admin) => {
+            let bound = admin.local_addr()?;
+            tokio::spawn(admin.serve(stop.clone(), connections.clone()));
+            Some(bound)
+        }
+        None => None,
+    };
     let task = tokio::spawn(server.serve(stop.clone(), connections.clone()));
     Ok(RunningApp {
         addr,
         host,
+        admin_addr,
         stop,
         connections,
         server: Some(task),

@@ -15,6 +15,7 @@ pub mod build;
 pub mod keys;
 pub mod migrate;
 pub mod spin_check;
+pub mod telemetry;
 
 pub use spinmesh_config::{database, manifest, variables};
 pub use spinmesh_events as events;

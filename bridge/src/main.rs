@@ -16,6 +16,7 @@ use bridge::host::services::PoolConfig;
 use bridge::host::{HostConfig, PgCompat};
 use bridge::keys::JwtKeys;
 use bridge::manifest::Manifest;
+use bridge::telemetry::AdminListen;
 use clap::{Parser, Subcommand};
 
 /// The host allocates per request (stores, resource tables, headers); a
@@ -32,6 +33,38 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// How the bridge writes its log (to stderr): `text` for people,
+    /// `json` (one object per line) for a log pipeline.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "SPINMESH_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+}
+
+/// The log's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where `up` and `relay` serve Prometheus metrics.
+#[derive(clap::Args)]
+struct AdminListenArgs {
+    /// Address of the admin listener serving Prometheus metrics at
+    /// `GET /metrics`, apart from the app's routes; `off` to serve none.
+    #[arg(
+        long,
+        default_value = bridge::telemetry::DEFAULT_ADMIN_LISTEN,
+        env = "SPINMESH_ADMIN_LISTEN"
+    )]
+    admin_listen: AdminListen,
 }
 
 #[derive(Subcommand)]
@@ -232,6 +265,8 @@ struct RelayArgs {
     #[arg(long, env = "SPINMESH_RELAY_TARGET")]
     target: String,
     #[command(flatten)]
+    admin: AdminListenArgs,
+    #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
     dispatch: DispatchArgs,
@@ -303,6 +338,8 @@ struct UpArgs {
     /// Address to serve HTTP on.
     #[arg(long, default_value = "127.0.0.1:3000", env = "SPINMESH_LISTEN")]
     listen: SocketAddr,
+    #[command(flatten)]
+    admin: AdminListenArgs,
     /// Build components whose sources changed before starting.
     #[arg(long)]
     build: bool,
@@ -473,14 +510,22 @@ enum Broker {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let log = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SPINMESH_LOG")
                 .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn,tokio_postgres=warn".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => log.init(),
+        LogFormat::Json => log
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+    match cli.command {
         Cmd::Keygen => {
             print!("{}", JwtKeys::generate().as_env());
             println!(
@@ -588,6 +633,13 @@ async fn relay(args: RelayArgs) -> anyhow::Result<()> {
         args.broker.broker
     );
     let shutdown_timeout = args.dispatch.shutdown_timeout()?;
+    let stop_admin = tokio_util::sync::CancellationToken::new();
+    if let AdminListen(Some(at)) = args.admin.admin_listen {
+        let admin = bridge::telemetry::AdminListener::bind(at).await?;
+        println!("Metrics at http://{}/metrics", admin.local_addr()?);
+        tokio::spawn(admin.serve(stop_admin.clone(), Default::default()));
+    }
+    let _stop_admin = stop_admin.drop_guard();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let events = bridge::events::run(
         bridge::events::EventPath {
@@ -661,10 +713,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         host,
         broker: args.broker.config(),
         events: (args.broker.broker != Broker::None).then(|| args.dispatch.config()),
+        admin_listen: args.admin.admin_listen.0,
     })
     .await?;
     let url = running.url();
     println!("Serving {url} (application {})", running.host.app_name());
+    if let Some(admin) = running.admin_addr {
+        println!("Metrics at http://{admin}/metrics");
+    }
     println!("Available Routes:");
     for (route, component) in running.host.route_table() {
         match route.strip_suffix("/...") {
@@ -742,4 +798,42 @@ async fn dead_letters(action: DeadLetterAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument's type matches how it is read (clap checks that only
+    /// when the command line is parsed).
+    #[test]
+    fn the_serving_commands_parse_with_their_defaults_and_overrides() {
+        Cli::try_parse_from(["bridge", "up"]).unwrap();
+        Cli::try_parse_from([
+            "bridge",
+            "up",
+            "--admin-listen",
+            "off",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        let relay = Cli::try_parse_from([
+            "bridge",
+            "relay",
+            "--target",
+            "http://127.0.0.1:3000",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        let Cmd::Relay(args) = relay.command else {
+            panic!("relay");
+        };
+        assert_eq!(
+            args.admin.admin_listen,
+            AdminListen(Some("127.0.0.1:0".parse().unwrap()))
+        );
+        assert!(Cli::try_parse_from(["bridge", "up", "--admin-listen", "nowhere"]).is_err());
+    }
 }

@@ -26,3 +26,4 @@ mod shutdown;
 mod spin_check;
 mod stock;
 mod store;
+mod telemetry;

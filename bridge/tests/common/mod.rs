@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cloudevents;
+pub mod metrics;
 pub mod mongo;
 pub mod posts;
 pub mod process;
@@ -106,6 +107,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
 pub struct TestApp {
     pub running: Option<RunningApp>,
     pub addr: SocketAddr,
+    /// The admin listener (`GET /metrics`).
+    pub admin: Option<SocketAddr>,
     pub base: String,
     pub client: reqwest::Client,
     pub keys: JwtKeys,
@@ -229,11 +232,14 @@ impl TestApp {
             host,
             events: opts.events,
             broker: opts.broker.clone(),
+            // Every test app records metrics, as `bridge up` does.
+            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
         })
         .await
         .expect("the app starts");
         let addr = running.addr;
         Self {
+            admin: running.admin_addr,
             base: running.url(),
             running: Some(running),
             addr,

@@ -13,6 +13,8 @@ use super::{UNLIMITED, database_url, root};
 pub struct Bridge {
     child: Child,
     pub base: String,
+    /// Its admin listener's `GET /metrics`.
+    pub metrics: String,
 }
 
 impl Bridge {
@@ -20,14 +22,11 @@ impl Bridge {
     /// with the suite's test settings and `env` on top, and waits until it
     /// answers.
     pub async fn start(database: &str, keys: &JwtKeys, env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let (port, admin_port) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_bridge"))
             .current_dir(root())
             .args(["up", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
             .args(["--retry-base-ms", "20", "--shutdown-timeout", "10"])
             .env("SPIN_VARIABLE_DATABASE_URL", database_url(database))
             .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", &keys.private_key)
@@ -49,6 +48,7 @@ impl Bridge {
         let bridge = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            metrics: format!("http://127.0.0.1:{admin_port}/metrics"),
         };
         let client = reqwest::Client::new();
         let health = format!("{}/auth/health", bridge.base);
@@ -81,6 +81,15 @@ impl Bridge {
             .expect("bridge up exits within its shutdown timeout")
             .unwrap()
     }
+}
+
+/// A port nothing listens on now (the OS's pick for port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn rand_u16() -> u16 {

@@ -468,16 +468,12 @@ async fn guest_output_lines_name_the_component_and_the_request() {
 
     use crate::common::subscriber::eventually;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::process::free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
         .current_dir(root())
         .args(["up", "--manifest", "bridge/tests/probe/spin.toml"])
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--broker", "none", "--no-migrate"])
+        .args(["--broker", "none", "--no-migrate", "--admin-listen", "off"])
         .env("SPIN_VARIABLE_SECRET_TOKEN", "s3cret")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -73,11 +73,7 @@ async fn without_the_event_path_the_event_steps_fail_and_the_exit_is_non_zero() 
 
 #[tokio::test]
 async fn an_unreachable_deployment_fails_the_first_step() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::process::free_port();
     let report = bridge::spin_check::run(&format!("http://127.0.0.1:{port}"), STEP_LIMIT).await;
     assert!(!report.passed());
     assert_eq!(report.steps.len(), 1, "{report}");

@@ -23,6 +23,8 @@
 
 #![deny(unsafe_code)]
 
+pub mod trace;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

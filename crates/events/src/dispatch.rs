@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::event::OutboxEvent;
+use super::metrics;
 use super::outcome::{Attempt, DeliveryOutcome};
 use super::sink::Sink;
 use super::subscription::Subscription;
@@ -118,6 +119,7 @@ async fn attempt_with_retry(
         match attempt.outcome() {
             DeliveryOutcome::Delivered => return Ok(attempt_no),
             DeliveryOutcome::Retry { after } if attempt_no < subscription.max_attempts => {
+                metrics::retried(&subscription.name);
                 let wait = after.unwrap_or_default().max(backoff(config, attempt_no));
                 tracing::warn!(
                     subscription = %subscription.name,

@@ -41,6 +41,7 @@ pub mod health;
 pub mod invoke;
 pub mod kafka;
 pub mod lanes;
+pub mod metrics;
 pub mod outbox;
 pub mod outcome;
 pub mod pipeline;

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dispatch::{self, DeadLetter, DispatchConfig, Final, backoff};
 use crate::event::OutboxEvent;
 use crate::lanes::Lanes;
+use crate::metrics;
 use crate::sink::Sink;
 use crate::subscription::Subscription;
 
@@ -99,13 +100,19 @@ impl Delivery {
         let mut finals = dispatch::deliver_all(self.sink.as_ref(), sub, &events, &self.config)
             .await
             .into_iter();
+        let now = chrono::Utc::now();
         for (item, wanted) in items.into_iter().zip(wanted) {
             let dead = match wanted {
                 None => Some(DeadLetter::unreadable()),
                 Some(false) => None,
                 Some(true) => match finals.next() {
                     Some(Final::DeadLetter(dead)) => Some(dead),
-                    _ => None,
+                    _ => {
+                        if let Some(event) = item.event() {
+                            metrics::delivered(&sub.name, &event.time, now);
+                        }
+                        None
+                    }
                 },
             };
             let dead_lettered = dead.is_some();
@@ -120,6 +127,7 @@ impl Delivery {
                     // lane stay unacknowledged and come back.
                     return;
                 }
+                metrics::dead_lettered(&sub.name);
             }
             item.ack(dead_lettered).await;
         }

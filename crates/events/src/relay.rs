@@ -9,6 +9,7 @@ use tokio::sync::{Notify, watch};
 
 use super::dispatch::DispatchConfig;
 use super::event::OutboxEvent;
+use super::metrics;
 use super::outbox::{self, BatchHandler, Reading};
 use super::reconnect::reconnecting;
 use super::wake;
@@ -104,18 +105,31 @@ impl OutboxRelay {
             reading,
             wake,
             shutdown,
-            &Publishing(publisher),
+            &Publishing {
+                publisher,
+                broker: self.name.strip_prefix("relay:").unwrap_or(&self.name),
+            },
         )
         .await
     }
 }
 
 /// The relay's batch handler: a batch is handled once the broker has
-/// confirmed it.
-struct Publishing<'a, P>(&'a P);
+/// confirmed it, and counted as published then.
+struct Publishing<'a, P> {
+    publisher: &'a P,
+    /// The `broker` label of the published count.
+    broker: &'a str,
+}
 
 impl<P: Publish> BatchHandler for Publishing<'_, P> {
     async fn queue(&self, events: &[OutboxEvent]) -> anyhow::Result<Confirmation> {
-        self.0.send(events).await
+        let confirmation = self.publisher.send(events).await?;
+        let (broker, count) = (self.broker.to_owned(), events.len());
+        Ok(Box::pin(async move {
+            confirmation.await?;
+            metrics::published(&broker, count);
+            Ok(())
+        }))
     }
 }

@@ -7,6 +7,10 @@
 //! it reads; a reader treats rows older than three beats as a bridge that
 //! is gone. Rows of processes gone for an hour are removed, and a process
 //! removes its own at shutdown.
+//!
+//! Each beat also samples the outbox behind those cursors into the
+//! process's metrics ([`crate::metrics`]): the backlog and its oldest
+//! event's age, and without a broker each subscription's lag.
 
 use std::time::Duration;
 
@@ -15,7 +19,7 @@ use tokio_postgres::Client;
 
 use spinmesh_config::database::Database;
 
-use crate::health;
+use crate::{health, metrics};
 
 /// How often the row is written.
 pub const EVERY: Duration = Duration::from_secs(5);
@@ -99,5 +103,37 @@ async fn write(
             &[],
         )
         .await?;
+    sample(client, beat).await
+}
+
+/// Per cursor of `beat`: the outbox rows past it and the age of the
+/// oldest (a cursor not yet created has every row behind it). Through the
+/// `(txid, position)` index, so it reads only the tail.
+const BEHIND_CURSORS: &str = "
+    SELECT w.name, b.events, b.oldest
+      FROM unnest($1::text[]) AS w(name)
+      LEFT JOIN bridge_cursors c ON c.subscription = w.name
+     CROSS JOIN LATERAL (
+           SELECT count(*)::bigint AS events,
+                  extract(epoch FROM now() - min(o.time))::float8 AS oldest
+             FROM outbox o
+            WHERE (o.txid, o.position)
+                  > (coalesce(c.txid, '0'::xid8), coalesce(c.position, 0))) b";
+
+/// Sets the backlog gauges (the slowest cursor's) and, when the cursors are
+/// the subscriptions' own (no broker), each subscription's lag.
+async fn sample(client: &Client, beat: &Beat) -> anyhow::Result<()> {
+    let rows = client.query(BEHIND_CURSORS, &[&beat.cursors]).await?;
+    let (mut events, mut oldest) = (0u64, 0f64);
+    for row in rows {
+        let name: String = row.get(0);
+        let behind = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+        if beat.broker == "embedded" {
+            metrics::lag(&name, behind);
+        }
+        events = events.max(behind);
+        oldest = oldest.max(row.get::<_, Option<f64>>(2).unwrap_or(0.0));
+    }
+    metrics::backlog(events, oldest);
     Ok(())
 }

@@ -18,7 +18,7 @@ use crate::body::coalesce_body;
 use crate::guest_output::{GuestOutput, Label, Stdio};
 use crate::load::LoadedComponent;
 use crate::outbound_http::OutboundHttp;
-use crate::{BoxError, ComponentContext, Host, InstanceState, ResponseBody, engine};
+use crate::{BoxError, ComponentContext, Host, InstanceState, ResponseBody, engine, metrics};
 
 impl Host {
     pub(crate) async fn invoke<B>(
@@ -49,11 +49,13 @@ impl Host {
         };
         let pre = component.pre.clone();
         let timings = self.config.record_timings.then(|| self.timings.clone());
+        let id = component.ctx.id.clone();
         let task = tokio::spawn(async move {
             // The slot is held while the instance lives, body streaming included.
             let _permit = permit;
             let started = Instant::now();
             let proxy = pre.instantiate_async(&mut store).await?;
+            metrics::instantiated(&id);
             if let Some(timings) = timings {
                 let micros = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 timings
@@ -61,10 +63,16 @@ impl Host {
                     .unwrap_or_else(|e| e.into_inner())
                     .push(micros);
             }
-            proxy
+            // Counted here, not where the answer is awaited: a guest can
+            // trap or run out of time after its answer's head went out.
+            let handled = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
-                .await?;
+                .await;
+            if let Err(err) = &handled {
+                metrics::failed(&id, err);
+            }
+            handled?;
             anyhow::Ok(())
         });
         match receiver.await {

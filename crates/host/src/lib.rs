@@ -22,6 +22,7 @@ pub mod guest_output;
 mod instance;
 mod key_value;
 mod load;
+pub mod metrics;
 pub mod outbound;
 mod outbound_http;
 pub mod outbox_writes;
@@ -152,7 +153,7 @@ impl Host {
             .iter()
             .map(|r| {
                 (
-                    r.pattern.clone(),
+                    r.pattern.to_string(),
                     self.components[r.component].ctx.id.to_string(),
                 )
             })
@@ -175,15 +176,20 @@ impl Host {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        let arrived = std::time::Instant::now();
+        let method = req.method().clone();
         let path = req.uri().path().to_string();
         let Some(matched) = self.router.find(&path) else {
-            return problem(
+            let resp = problem(
                 404,
                 "not-found",
                 "Not Found",
                 &format!("no route matches {path}"),
             );
+            metrics::unmatched(&method, resp.status().as_u16(), arrived.elapsed());
+            return resp;
         };
+        let route = matched.pattern.clone();
         let component = &self.components[matched.component];
 
         let at = Addressing {
@@ -210,7 +216,7 @@ impl Host {
             *req.uri_mut() = uri;
         }
 
-        match self.invoke(component, req).await {
+        let resp = match self.invoke(component, req).await {
             Ok(resp) => resp,
             Err(err) => {
                 tracing::error!(component = %component.ctx.id, error = %format!("{err:#}"), "request failed");
@@ -221,6 +227,8 @@ impl Host {
                     "the function failed to produce a response",
                 )
             }
-        }
+        };
+        metrics::request(&route, &method, resp.status().as_u16(), arrived.elapsed());
+        resp
     }
 }

@@ -5,13 +5,16 @@
 //! several match, the most specific wins: an exact route over one with
 //! parameters over a wildcard, and among wildcards the longest prefix.
 
+use std::sync::Arc;
+
 use anyhow::bail;
 
 /// One route in the table.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// The pattern as written in `spin.toml`.
-    pub pattern: String,
+    /// The pattern as written in `spin.toml` (shared: it labels every
+    /// request's metrics).
+    pub pattern: Arc<str>,
     /// Index of the component that serves it.
     pub component: usize,
     segments: Vec<Segment>,
@@ -28,7 +31,7 @@ enum Segment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch<'a> {
     /// The route's pattern (`spin-matched-route`).
-    pub pattern: &'a str,
+    pub pattern: &'a Arc<str>,
     /// The component index.
     pub component: usize,
     /// The route without its `/...` suffix (`spin-component-route`).
@@ -106,7 +109,7 @@ fn parse(pattern: &str, component: usize) -> anyhow::Result<Route> {
         });
     }
     Ok(Route {
-        pattern: pattern.to_string(),
+        pattern: pattern.into(),
         component,
         segments,
         wildcard,

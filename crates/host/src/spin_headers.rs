@@ -41,10 +41,10 @@ pub fn spin_headers(
             format!("http://{}{path_and_query}", at.authority()),
         ),
         ("spin-path-info".to_owned(), route.path_info.clone()),
-        ("spin-matched-route".to_owned(), route.pattern.to_owned()),
+        ("spin-matched-route".to_owned(), route.pattern.to_string()),
         (
             "spin-raw-component-route".to_owned(),
-            route.pattern.to_owned(),
+            route.pattern.to_string(),
         ),
         (
             "spin-component-route".to_owned(),

@@ -11,7 +11,7 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery as AmqpDelivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::watch;
@@ -24,6 +24,7 @@ use super::topology;
 use crate::dead_letters;
 use crate::dispatch::DeadLetter;
 use crate::event::{Binding, OutboxEvent};
+use crate::metrics;
 use crate::pipeline::{Delivery, Received};
 use crate::reconnect::reconnecting;
 use spinmesh_config::redact::redact;
@@ -74,8 +75,15 @@ impl AmqpConsumer {
         let lanes = self
             .delivery
             .lanes(usize::from(self.amqp.prefetch), round.clone());
+        let mut sample = tokio::time::interval(crate::status::EVERY);
+        sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
             tokio::select! {
+                _ = sample.tick() => {
+                    if let Err(e) = self.sample_lag(&channel, &queue).await {
+                        break Err(e);
+                    }
+                }
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => {
                         let subject = header(&delivery, Binding::AMQP.subject).unwrap_or_default().to_owned();
@@ -99,6 +107,29 @@ impl AmqpConsumer {
         let _ = channel.close(200, "bridge stopping".into()).await;
         let _ = connection.close(200, "bridge stopping".into()).await;
         result
+    }
+}
+
+impl AmqpConsumer {
+    /// The queue's ready messages as the subscription's lag (a passive
+    /// declare: one round trip, nothing changed).
+    async fn sample_lag(&self, channel: &Channel, queue: &str) -> anyhow::Result<()> {
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("reading the depth of queue {queue}"))?;
+        metrics::lag(
+            &self.delivery.subscription.name,
+            u64::from(declared.message_count()),
+        );
+        Ok(())
     }
 }
 

@@ -112,6 +112,7 @@ impl KafkaConfig {
                 .set("fetch.wait.max.ms", "50");
         });
         c.set("group.id", self.group(subscription))
+            .set("statistics.interval.ms", millis(STATISTICS_EVERY))
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -119,6 +120,10 @@ impl KafkaConfig {
         c
     }
 }
+
+/// How often a consumer reports its statistics (its lag, see
+/// [`super::handover::Handover`]).
+pub const STATISTICS_EVERY: Duration = crate::status::EVERY;
 
 fn millis(d: Duration) -> String {
     d.as_millis().to_string()

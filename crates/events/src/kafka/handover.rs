@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -103,11 +104,25 @@ pub struct Handover {
     pub progress: std::sync::Arc<Progress>,
     /// Longest wait for revoked partitions' deliveries.
     pub timeout: Duration,
-    /// The subscription, for the log.
+    /// The subscription, for the log and its lag.
     pub subscription: String,
 }
 
-impl ClientContext for Handover {}
+impl ClientContext for Handover {
+    /// librdkafka's statistics (every [`super::config::STATISTICS_EVERY`]):
+    /// the assigned partitions' lag behind their committed offsets is the
+    /// subscription's lag in this process.
+    fn stats(&self, statistics: Statistics) {
+        let behind: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.iter())
+            .filter(|(partition, _)| **partition >= 0)
+            .map(|(_, partition)| partition.consumer_lag.max(0))
+            .sum();
+        crate::metrics::lag(&self.subscription, u64::try_from(behind).unwrap_or(0));
+    }
+}
 
 impl ConsumerContext for Handover {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
