@@ -5,7 +5,8 @@
 //! the posts routes (first page, writing a post) beside `/auth/health`,
 //! and the cost of rate limiting (`/auth/health` and `/auth/me` on a second
 //! app with limits on — a counted Redis round trip per request — against
-//! the first, which has them off).
+//! the first, which has them off), and the cost of recording metrics
+//! (`/auth/health` before and after the Prometheus recorder is installed).
 //!
 //! Knobs (environment): BENCH_SECONDS (default 5), BENCH_CONNECTIONS (32).
 //! Needs the components built (`scripts/build-functions`), Postgres and Redis.
@@ -301,6 +302,7 @@ fn main() {
     let round = duration.div_f64(2.0).max(Duration::from_secs(1));
     let mut health_costs = Vec::new();
     let mut me_costs = Vec::new();
+    let mut unrecorded = Vec::new();
     let mut last = None;
     for _ in 0..ROUNDS {
         let pair = |path: &str, token: Option<&str>| {
@@ -311,6 +313,7 @@ fn main() {
         };
         let health_pair = pair("/auth/health", None);
         let me_pair = pair("/auth/me", Some(&token));
+        unrecorded.push(health_pair.0.rps());
         health_costs.push(1.0 - health_pair.1.rps() / health_pair.0.rps());
         me_costs.push(1.0 - me_pair.1.rps() / me_pair.0.rps());
         last = Some((health_pair, me_pair));
@@ -318,6 +321,15 @@ fn main() {
     let ((_, limited_health), (_, limited_me)) = last.expect("at least one round");
     row("host GET /auth/health, rate limited", &limited_health);
     row("host GET /auth/me, rate limited", &limited_me);
+    // Metrics: the same rounds of /auth/health once the Prometheus
+    // recorder is installed (as `bridge up` runs by default). A recorder
+    // cannot be removed again, so these rounds come after the ones above.
+    bridge::telemetry::recorder().expect("the bench's recorder");
+    let mut recorded = Vec::new();
+    for _ in 0..ROUNDS {
+        let spec = RequestSpec::get("/auth/health", None);
+        recorded.push(load_rt.block_on(load(host_addr, &spec, conns, round)).rps());
+    }
 
     let ratio = health.rps() / native_stats.rps();
     println!();
@@ -356,6 +368,12 @@ fn main() {
         "rate limiting costs (median of {ROUNDS} alternating rounds): /auth/health {:.1} % of req/s (rounds {health_rounds} %), /auth/me {:.1} % (rounds {me_rounds} %)   (target <= 15 % on /auth/health)",
         100.0 * median(&mut health_costs),
         100.0 * median(&mut me_costs),
+    );
+
+    let (off, on) = (median(&mut unrecorded), median(&mut recorded));
+    println!(
+        "metrics recording costs: /auth/health {:.1} % of req/s ({off:.0} req/s median of {ROUNDS} rounds without a recorder, {on:.0} with)",
+        100.0 * (1.0 - on / off)
     );
 
     drop(limited);

@@ -180,6 +180,7 @@ async fn direct(n: i64) -> f64 {
             r#"{{"email": "user{i}@example.com", "revision": 1, "user_id": "{}", "username": null, "version": 1}}"#,
             uuid::Uuid::new_v4()
         ),
+        traceparent: None,
     };
     let started = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {

@@ -22,6 +22,7 @@ fn event() -> OutboxEvent {
         time: "2026-12-03T10:00:00.123456Z".into(),
         dataschema: Some("urn:spinmesh:user.registered:1".into()),
         data: r#"{"version":1,"email":"ada@example.com"}"#.into(),
+        traceparent: None,
     }
 }
 

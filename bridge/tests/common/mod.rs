@@ -6,6 +6,7 @@
 pub mod cloudevents;
 pub mod metrics;
 pub mod mongo;
+pub mod openapi;
 pub mod posts;
 pub mod process;
 pub mod proxy;
@@ -76,6 +77,29 @@ impl Logs {
             .try_init()
             .ok()?;
         Some(logs)
+    }
+
+    /// Installs a capture of JSON lines (as `bridge --log-format json`
+    /// writes them) at `filter`; `None` if a subscriber was installed
+    /// already.
+    pub fn capture_json(filter: &str) -> Option<Self> {
+        let logs = Self::default();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .json()
+            .flatten_event(true)
+            .with_writer(logs.clone())
+            .try_init()
+            .ok()?;
+        Some(logs)
+    }
+
+    /// The captured lines that parse as JSON objects.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// Everything logged so far.

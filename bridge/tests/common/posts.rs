@@ -113,7 +113,7 @@ async fn user_events(db: &tokio_postgres::Client, user: &str) -> Vec<OutboxEvent
     db.query(
         "SELECT position, txid::text, id, source, type, subject, aggregate,
                 to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-                dataschema, data::text
+                dataschema, data::text, traceparent
            FROM outbox WHERE subject = $1 AND type IN ('user.registered', 'user.updated')
           ORDER BY txid, position",
         &[&user],
@@ -132,6 +132,7 @@ async fn user_events(db: &tokio_postgres::Client, user: &str) -> Vec<OutboxEvent
         time: r.get(7),
         dataschema: r.get(8),
         data: r.get(9),
+        traceparent: r.get(10),
     })
     .collect()
 }

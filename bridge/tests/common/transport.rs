@@ -312,7 +312,7 @@ async fn outbox_events(db: &Client) -> Vec<OutboxEvent> {
     db.query(
         "SELECT position, txid::text, id, source, type, subject, aggregate,
                 to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-                dataschema, data::text
+                dataschema, data::text, traceparent
            FROM outbox ORDER BY txid, position",
         &[],
     )
@@ -330,6 +330,7 @@ async fn outbox_events(db: &Client) -> Vec<OutboxEvent> {
         time: r.get(7),
         dataschema: r.get(8),
         data: r.get(9),
+        traceparent: r.get(10),
     })
     .collect()
 }

@@ -1,4 +1,6 @@
-//! The gateway surface every route shares: rate limits and system health.
+//! The gateway surface every route shares: rate limits, system health,
+//! and the OpenAPI document with its docs page.
 
 mod health;
+mod openapi;
 mod rate_limits;

@@ -455,8 +455,9 @@ fn the_import_rule_itself_rejects_foreign_interfaces() {
 }
 
 /// What a guest prints reaches the bridge's stdout and stderr one line at
-/// a time, each line prefixed with the component and the request id (the
-/// client's `x-request-id`, or a fresh one); a line the guest leaves open
+/// a time, each line prefixed with the component, the request id (the
+/// client's `x-request-id`, or a fresh one) and the trace id (the client's
+/// `traceparent`, or a trace the host starts); a line the guest leaves open
 /// is ended when its instance goes. Run against the real binary, whose
 /// streams are the ones an operator reads.
 #[tokio::test]
@@ -504,14 +505,18 @@ async fn guest_output_lines_name_the_component_and_the_request() {
         client
             .get(format!("{base}/probe/print?text=hello"))
             .header("x-request-id", "req-42")
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
     })
     .await;
     for wanted in [
-        "stdout: [probe req-42] hello on stdout",
-        "stderr: [probe req-42] hello on stderr, unended",
+        "stdout: [probe req-42 trace=4bf92f3577b34da6a3ce929d0e0e4736] hello on stdout",
+        "stderr: [probe req-42 trace=4bf92f3577b34da6a3ce929d0e0e4736] hello on stderr, unended",
     ] {
         eventually(wanted, Duration::from_secs(10), || seen(wanted.to_string())).await;
     }
@@ -526,9 +531,15 @@ async fn guest_output_lines_name_the_component_and_the_request() {
         let lines = lines.clone();
         async move {
             lines.lock().unwrap().iter().any(|l| {
+                // A fresh request id, and the trace the host started.
                 l.strip_prefix("stdout: [probe ")
                     .and_then(|rest| rest.strip_suffix("] anonymous on stdout"))
-                    .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .and_then(|ids| ids.split_once(" trace="))
+                    .is_some_and(|(id, trace)| {
+                        [id, trace]
+                            .iter()
+                            .all(|x| x.len() == 32 && x.bytes().all(|b| b.is_ascii_hexdigit()))
+                    })
             })
         }
     })

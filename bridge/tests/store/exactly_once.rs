@@ -63,7 +63,7 @@ async fn outbox_event(db: &tokio_postgres::Client, kind: &str, subject: &str) ->
     let row = db
         .query_one(
             "SELECT id, source, type, subject, aggregate, \
-             to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), dataschema, data::text \
+             to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), dataschema, data::text, traceparent \
              FROM outbox WHERE type = $1 AND subject = $2",
             &[&kind, &subject],
         )
@@ -80,6 +80,7 @@ async fn outbox_event(db: &tokio_postgres::Client, kind: &str, subject: &str) ->
         time: row.get(5),
         dataschema: row.get(6),
         data: row.get(7),
+        traceparent: row.get(8),
     }
 }
 

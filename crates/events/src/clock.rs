@@ -37,6 +37,7 @@ pub fn tick(subscription: &str) -> OutboxEvent {
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         dataschema: None,
         data: r#"{"version":1}"#.to_string(),
+        traceparent: None,
     }
 }
 

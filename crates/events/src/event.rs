@@ -5,6 +5,7 @@
 //! `spinmesh-delivery`, which the functions' kit verifies with.
 
 use spinmesh_delivery::header as ce;
+use spinmesh_delivery::trace::TRACEPARENT;
 pub use spinmesh_delivery::{BATCH_CONTENT_TYPE, BATCH_SIGNATURE_ID, SIGNATURE_HEADER};
 
 /// One committed outbox row.
@@ -30,6 +31,9 @@ pub struct OutboxEvent {
     pub dataschema: Option<String>,
     /// The JSON data, as stored.
     pub data: String,
+    /// The W3C trace context of the request that wrote it (the CloudEvents
+    /// distributed-tracing extension), if any.
+    pub traceparent: Option<String>,
 }
 
 impl OutboxEvent {
@@ -46,6 +50,11 @@ impl OutboxEvent {
         ];
         if let Some(schema) = &self.dataschema {
             h.push((ce::DATASCHEMA, schema.clone()));
+        }
+        // Over HTTP the extension travels as the W3C header itself, so the
+        // receiving function continues the trace.
+        if let Some(trace) = &self.traceparent {
+            h.push((TRACEPARENT, trace.clone()));
         }
         h
     }
@@ -69,6 +78,9 @@ impl OutboxEvent {
         });
         if let Some(schema) = &self.dataschema {
             event["dataschema"] = serde_json::Value::String(schema.clone());
+        }
+        if let Some(trace) = &self.traceparent {
+            event[TRACEPARENT] = serde_json::Value::String(trace.clone());
         }
         event
     }
@@ -96,6 +108,8 @@ pub struct Binding {
     pub dataschema: &'static str,
     /// The `aggregate` extension.
     pub aggregate: &'static str,
+    /// The distributed-tracing extension's `traceparent`.
+    pub traceparent: &'static str,
     /// The header carrying `datacontenttype`, when the protocol has no
     /// message property for it.
     pub content_type: Option<&'static str>,
@@ -113,6 +127,7 @@ impl Binding {
         time: "ce_time",
         dataschema: "ce_dataschema",
         aggregate: "ce_aggregate",
+        traceparent: "ce_traceparent",
         content_type: Some("content-type"),
     };
 
@@ -128,6 +143,7 @@ impl Binding {
         time: "cloudEvents:time",
         dataschema: "cloudEvents:dataschema",
         aggregate: "cloudEvents:aggregate",
+        traceparent: "cloudEvents:traceparent",
         content_type: None,
     };
 
@@ -144,6 +160,7 @@ impl Binding {
         time: ce::TIME,
         dataschema: ce::DATASCHEMA,
         aggregate: "aggregate",
+        traceparent: TRACEPARENT,
         content_type: Some("content-type"),
     };
 }
@@ -162,6 +179,9 @@ impl OutboxEvent {
         ];
         if let Some(schema) = &self.dataschema {
             h.push((binding.dataschema, schema.clone()));
+        }
+        if let Some(trace) = &self.traceparent {
+            h.push((binding.traceparent, trace.clone()));
         }
         if let Some(name) = binding.content_type {
             h.push((name, "application/json".to_string()));
@@ -195,6 +215,7 @@ impl OutboxEvent {
             time: text(binding.time).unwrap_or_default(),
             dataschema: text(binding.dataschema),
             data: String::from_utf8_lossy(body).into_owned(),
+            traceparent: text(binding.traceparent),
         })
     }
 }
@@ -261,6 +282,7 @@ mod tests {
             time: "2026-01-01T00:00:00Z".into(),
             dataschema: Some("urn:x".into()),
             data: r#"{"a":1}"#.into(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         };
         let expected = OutboxEvent {
             position: 0,

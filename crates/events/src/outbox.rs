@@ -361,7 +361,8 @@ const HELD: i32 = 2;
 /// running, whatever the backlog; `edge` walks back from the newest row.
 const READ: &str = "
     WITH wanted AS (
-        SELECT position, txid, id, source, type, subject, aggregate, time, dataschema, data
+        SELECT position, txid, id, source, type, subject, aggregate, time, dataschema, data,
+               traceparent
           FROM outbox
          WHERE (txid, position) > ($1::text::xid8, $2)
            AND txid < pg_snapshot_xmin(pg_current_snapshot())
@@ -384,13 +385,13 @@ const READ: &str = "
          LIMIT 1)
     SELECT position, txid::text, id, source, type, subject, aggregate,
            to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-           dataschema, data::text, 0, txid
+           dataschema, data::text, 0, txid, traceparent
       FROM wanted
     UNION ALL
-    SELECT position, txid::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, txid
+    SELECT position, txid::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, txid, NULL
       FROM edge
     UNION ALL
-    SELECT position, txid::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, txid
+    SELECT position, txid::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, txid, NULL
       FROM held
      ORDER BY 11, 12, 1";
 
@@ -400,7 +401,7 @@ fn read_sql(extra: &str) -> String {
     format!(
         "SELECT position, txid::text, id, source, type, subject, aggregate,
                 to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-                dataschema, data::text
+                dataschema, data::text, traceparent
            FROM outbox
           WHERE (txid, position) > ($1::text::xid8, $2)
             AND txid < pg_snapshot_xmin(pg_current_snapshot()) {extra}
@@ -597,6 +598,7 @@ fn row_to_event(r: &tokio_postgres::Row) -> OutboxEvent {
         time: r.get(7),
         dataschema: r.get(8),
         data: r.get(9),
+        traceparent: r.get("traceparent"),
     }
 }
 

@@ -20,6 +20,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use spinmesh_delivery::trace::Traceparent;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{self, DeadLetter, DispatchConfig, Final, backoff};
@@ -110,6 +111,7 @@ impl Delivery {
                     _ => {
                         if let Some(event) = item.event() {
                             metrics::delivered(&sub.name, &event.time, now);
+                            log_delivered(&sub.name, event);
                         }
                         None
                     }
@@ -157,4 +159,22 @@ impl Delivery {
             }
         }
     }
+}
+
+/// One line per delivered event at debug, with its trace: with the
+/// host's line per request (`answered`), what follows a purchase across
+/// functions by its trace id.
+fn log_delivered(subscription: &str, event: &OutboxEvent) {
+    tracing::debug!(
+        subscription,
+        event = %event.id,
+        r#type = %event.event_type,
+        trace_id = event
+            .traceparent
+            .as_deref()
+            .and_then(Traceparent::parse)
+            .map(|t| t.trace_id_hex())
+            .unwrap_or_default(),
+        "delivered"
+    );
 }

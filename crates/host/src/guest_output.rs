@@ -12,9 +12,12 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use spinmesh_delivery::trace::{TRACEPARENT, Traceparent};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+
+use crate::request_ids::{REQUEST_ID, sane_request_id};
 
 /// Longest line kept back waiting for its newline.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -46,11 +49,13 @@ impl Stdio {
 }
 
 /// Names one request in its guest's output. Built on the guest's first
-/// write: most requests print nothing and pay for no id.
+/// write: most requests print nothing and pay for no formatting.
 pub struct Label {
     component: Arc<str>,
-    /// The `x-request-id` the client sent, if any.
+    /// The request's `x-request-id` (see [`RequestIds`]), if it has one.
     given: Option<http::HeaderValue>,
+    /// Its `traceparent`, if any.
+    trace: Option<http::HeaderValue>,
     prefix: OnceLock<Arc<str>>,
 }
 
@@ -59,30 +64,36 @@ impl Label {
     pub fn new(component: Arc<str>, headers: &http::HeaderMap) -> Arc<Self> {
         Arc::new(Self {
             component,
-            given: headers.get("x-request-id").cloned(),
+            given: headers.get(REQUEST_ID).cloned(),
+            trace: headers.get(TRACEPARENT).cloned(),
             prefix: OnceLock::new(),
         })
     }
 
-    /// `[component request-id] `.
+    /// `[component request-id trace=<trace id>] `: the client's sane
+    /// request id (an HTTP request always has one, see [`RequestIds`]) or
+    /// a fresh one (an event delivery); the trace when the request
+    /// carries a valid one.
     fn prefix(&self) -> Arc<str> {
         self.prefix
             .get_or_init(|| {
-                let id = request_id(self.given.as_ref());
-                format!("[{} {id}] ", self.component).into()
+                let id = self
+                    .given
+                    .as_ref()
+                    .filter(|v| sane_request_id(v.as_bytes()))
+                    .and_then(|v| v.to_str().ok())
+                    .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
+                let trace = self
+                    .trace
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Traceparent::parse)
+                    .map(|t| format!(" trace={}", t.trace_id_hex()))
+                    .unwrap_or_default();
+                format!("[{} {id}{trace}] ", self.component).into()
             })
             .clone()
     }
-}
-
-/// The id a request's guest output is tagged with: the client's
-/// `x-request-id` when it sent a sane one (1–128 visible ASCII
-/// characters), else a new one.
-pub fn request_id(given: Option<&http::HeaderValue>) -> String {
-    given
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
 }
 
 /// One instance's stdout or stderr.
@@ -223,14 +234,26 @@ mod tests {
     }
 
     #[test]
-    fn a_sane_client_request_id_is_kept_and_anything_else_replaced() {
-        let with = |value: &str| request_id(Some(&value.parse().unwrap()));
-        assert_eq!(with("abc-123"), "abc-123");
-        for bad in ["", "two words", &"x".repeat(129)] {
-            let id = with(bad);
-            assert_eq!(id.len(), 32, "{bad:?} replaced by a fresh id, got {id:?}");
-        }
-        assert_ne!(request_id(None), request_id(None));
+    fn the_label_names_the_trace_when_there_is_one() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-request-id", "two words".parse().unwrap());
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        let prefix = Label::new("orders".into(), &headers).prefix();
+        assert!(prefix.starts_with("[orders "), "{prefix}");
+        assert!(
+            prefix.ends_with(" trace=4bf92f3577b34da6a3ce929d0e0e4736] "),
+            "{prefix}"
+        );
+        assert_eq!(
+            prefix.len(),
+            "[orders ".len() + 32 + " trace=".len() + 32 + 2,
+            "an insane id replaced: {prefix}"
+        );
     }
 
     fn text(buffer: &std::sync::Mutex<Vec<u8>>) -> String {

@@ -29,6 +29,7 @@ pub mod outbox_writes;
 mod postgres;
 mod problem;
 mod redis;
+mod request_ids;
 pub mod router;
 pub mod server;
 pub mod services;
@@ -50,6 +51,7 @@ use wasmtime::Engine;
 use load::LoadedComponent;
 pub use postgres::PgCompat;
 pub use problem::problem;
+use request_ids::RequestIds;
 use router::Router;
 use services::{PoolConfig, Services};
 use spin_headers::{Addressing, absolute_uri, spin_headers};
@@ -177,6 +179,7 @@ impl Host {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let arrived = std::time::Instant::now();
+        let ids = RequestIds::settle(req.headers_mut());
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let Some(matched) = self.router.find(&path) else {
@@ -186,8 +189,7 @@ impl Host {
                 "Not Found",
                 &format!("no route matches {path}"),
             );
-            metrics::unmatched(&method, resp.status().as_u16(), arrived.elapsed());
-            return resp;
+            return self.answered(resp, &ids, None, &method, arrived);
         };
         let route = matched.pattern.clone();
         let component = &self.components[matched.component];
@@ -219,7 +221,13 @@ impl Host {
         let resp = match self.invoke(component, req).await {
             Ok(resp) => resp,
             Err(err) => {
-                tracing::error!(component = %component.ctx.id, error = %format!("{err:#}"), "request failed");
+                tracing::error!(
+                    component = %component.ctx.id,
+                    request_id = ids.request_id.to_str().unwrap_or_default(),
+                    trace_id = %ids.trace.trace_id_hex(),
+                    error = %format!("{err:#}"),
+                    "request failed"
+                );
                 problem(
                     500,
                     "internal",
@@ -228,7 +236,36 @@ impl Host {
                 )
             }
         };
-        metrics::request(&route, &method, resp.status().as_u16(), arrived.elapsed());
+        self.answered(resp, &ids, Some(&route), &method, arrived)
+    }
+
+    /// Stamps an answer with the request id, counts it and logs it (at
+    /// debug: one line per request is too many for `info`).
+    fn answered(
+        &self,
+        mut resp: hyper::Response<ResponseBody>,
+        ids: &RequestIds,
+        route: Option<&Arc<str>>,
+        method: &http::Method,
+        arrived: std::time::Instant,
+    ) -> hyper::Response<ResponseBody> {
+        let took = arrived.elapsed();
+        let status = resp.status().as_u16();
+        match route {
+            Some(route) => metrics::request(route, method, status, took),
+            None => metrics::unmatched(method, status, took),
+        }
+        tracing::debug!(
+            request_id = ids.request_id.to_str().unwrap_or_default(),
+            trace_id = %ids.trace.trace_id_hex(),
+            %method,
+            route = route.map_or(metrics::UNMATCHED, |r| &**r),
+            status,
+            micros = took.as_micros() as u64,
+            "answered"
+        );
+        resp.headers_mut()
+            .insert(request_ids::REQUEST_ID, ids.request_id.clone());
         resp
     }
 }

@@ -36,3 +36,12 @@ const ROUTES: &[Route<Handler>] = &[
 fn handle_auth(req: Request) -> Response {
     gate::serve(&req, ROUTES, |matched| (matched.handler)(&req))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The routing table and `openapi.json` name the same operations.
+    #[test]
+    fn openapi_fragment_describes_exactly_the_routes() {
+        kit::openapi::assert_fragment_matches(include_str!("../openapi.json"), super::ROUTES);
+    }
+}

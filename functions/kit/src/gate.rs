@@ -1,6 +1,6 @@
-//! The front door of every component: route, count the request against the
-//! rate limits its route's [`Guard`] names, run the handler, and stamp the
-//! answer with the quota headers.
+//! The front door of every component: start its trace span ([`trace`]),
+//! route, count the request against the rate limits its route's [`Guard`]
+//! names, run the handler, and stamp the answer with the quota headers.
 //!
 //! Unknown routes are counted too (a scanner walking paths spends its quota
 //! like anyone else); the bridge's signed deliveries are not. When Redis is
@@ -16,6 +16,7 @@ use crate::client_addr;
 use crate::problem::ApiError;
 use crate::rate_limit::{self, Limits, Policy, Quotas};
 use crate::router::{self, Guard, Matched, Route};
+use crate::trace;
 
 /// The subject of requests whose address cannot be read.
 const UNKNOWN_ADDRESS: &str = "unknown";
@@ -55,6 +56,7 @@ pub fn respond(quotas: &Quotas, result: Result<Response, ApiError>) -> Response 
 ///
 /// The answer to send instead of running a handler.
 pub fn admit<'r, H>(req: &Request, routes: &'r [Route<H>]) -> Result<Admitted<'r, H>, Response> {
+    trace::begin(req);
     let method = req.method().to_string();
     let route = router::resolve(routes, &method, router::request_path(req));
     let guard = route.as_ref().map_or(Guard::Public, |m| m.guard);

@@ -2,8 +2,9 @@
 //!
 //! The order of checks decides the answer: too big (413) before anything is
 //! parsed, then empty (400), not JSON or not an object (400), and only then
-//! the shape of the fields, where a wrong type or a missing field is a 422
-//! naming the field path.
+//! the content: a NUL character in any string or key, which no Postgres
+//! text or jsonb value can hold, and then the shape of the fields, where a
+//! wrong type or a missing field is a 422 naming the field path.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,8 +20,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// # Errors
 ///
 /// 413 when `Content-Length` or the actual body exceeds [`MAX_BODY_BYTES`],
-/// 400 when the body is empty, not JSON or not an object, 422 when a field
-/// has the wrong type or is missing.
+/// 400 when the body is empty, not JSON or not an object, 422 when a string
+/// holds a NUL character or a field has the wrong type or is missing.
 pub fn parse<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     parse_body(content_length(req), req.body())
 }
@@ -77,7 +78,38 @@ pub fn parse_body<T: DeserializeOwned>(
             "the request body must be a JSON object".into(),
         ));
     }
+    if let Some(field) = nul_at(&value, String::new()) {
+        return Err(ApiError::invalid(field, "must not contain NUL characters"));
+    }
     from_value(value)
+}
+
+/// The path of the first string or key in `value` holding a NUL character
+/// (`\u0000` is valid JSON, but no Postgres text or jsonb value can hold
+/// it, so it is refused here rather than failing a statement later).
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => {
+            Some(if path.is_empty() { ".".into() } else { path })
+        }
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, format!("{path}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let field = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                Some(field)
+            } else {
+                nul_at(item, field)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// Reads an already parsed JSON value as `T` (for handlers that also need
@@ -195,6 +227,28 @@ mod tests {
             panic!("expected a validation error, got {err:?}");
         };
         assert_eq!(errors[0].field, "password");
+    }
+
+    #[test]
+    fn nul_characters_are_refused_naming_the_field() {
+        let cases = [
+            (r#"{"email":"a\u0000b","password":"x"}"#, "email"),
+            (
+                r#"{"email":"a","password":"x","tags":["ok","\u0000"]}"#,
+                "tags[1]",
+            ),
+            (
+                r#"{"email":"a","password":"x","o":{"k\u0000":1}}"#,
+                "o.k\u{0}",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = parse_body::<Login>(None, body.as_bytes()).unwrap_err();
+            let ApiError::Validation(errors) = err else {
+                panic!("{body}: expected a 422, got {err:?}");
+            };
+            assert_eq!(errors[0].field, field, "{body}");
+        }
     }
 
     #[test]

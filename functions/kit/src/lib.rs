@@ -7,7 +7,8 @@
 //! ([`config`]). Every request enters through [`gate`], which routes it
 //! ([`router`]) and counts it against the rate limits ([`rate_limit`]).
 //! Domain newtypes ([`domain`]) parse input once so the rest of
-//! the code never sees a raw string.
+//! the code never sees a raw string. Each component's API description
+//! lives beside it, checked against its routing table ([`openapi`]).
 //!
 //! The event path has its three guest-side pieces here too: emitting an
 //! event in the same statement as the change ([`outbox`]), receiving a
@@ -31,11 +32,13 @@ pub mod gate;
 pub mod idempotency;
 pub mod json;
 pub mod jwt;
+pub mod openapi;
 pub mod outbox;
 pub mod paging;
 pub mod problem;
 pub mod query;
 pub mod rate_limit;
 pub mod router;
+pub mod trace;
 
 pub use problem::{ApiError, FieldError};

@@ -26,7 +26,7 @@
 //! database's `now()`, and `data` is a JSON object built in SQL from the
 //! returned columns that always carries `"version": <spec.version>`.
 
-use crate::db::{Connection, Error, ParameterValue, Row, Statement};
+use crate::db::{Connection, Error, ParameterValue, Row, Statement, TRACEPARENT_PARAM};
 
 /// Base of every event's `dataschema`: `<base><type>/v<version>`.
 pub const DATASCHEMA_BASE: &str = "https://spinmesh.dev/schemas/events/";
@@ -92,9 +92,10 @@ impl EventSpec {
             .map(|c| format!(" WHERE {c}"))
             .unwrap_or_default();
         format!(
-            "{name} AS (INSERT INTO outbox (id, source, type, subject, aggregate, dataschema, data) \
+            "{name} AS (INSERT INTO outbox \
+             (id, source, type, subject, aggregate, dataschema, data, traceparent) \
              SELECT gen_random_uuid(), {source}, {kind}, changed.{subject}::text, {aggregate}, \
-             {schema}, {data} FROM changed{condition})",
+             {schema}, {data}, {TRACEPARENT_PARAM}::text FROM changed{condition})",
             source = literal(self.source),
             kind = literal(self.kind),
             subject = self.subject,
@@ -116,14 +117,18 @@ pub fn wrap_each(specs: &[&EventSpec], prelude: &[&str], change: &str) -> Statem
             s.with(*cte)
         })
         .with(format!("changed AS ({change})"));
-    specs.iter().enumerate().fold(statement, |s, (i, spec)| {
-        let name = if i == 0 {
-            "event".to_owned()
-        } else {
-            format!("event_{i}")
-        };
-        s.with(spec.event_cte(&name))
-    })
+    specs
+        .iter()
+        .enumerate()
+        .fold(statement, |s, (i, spec)| {
+            let name = if i == 0 {
+                "event".to_owned()
+            } else {
+                format!("event_{i}")
+            };
+            s.with(spec.event_cte(&name))
+        })
+        .traced()
 }
 
 /// Runs `change` with its event (see [`EventSpec::wrap`]); returns the

@@ -31,15 +31,22 @@ impl Query {
         }
     }
 
-    /// Checks that only `allowed` parameters appear, each at most once.
+    /// Checks that only `allowed` parameters appear, each at most once,
+    /// and that no value holds a NUL character (which no Postgres text
+    /// can hold).
     ///
     /// # Errors
     ///
-    /// 422 listing every unknown or repeated parameter.
+    /// 422 listing every unknown, repeated or NUL-holding parameter.
     pub fn only(&self, allowed: &[&str]) -> Result<&Self, ApiError> {
         let mut errors = Vec::new();
-        for (i, (name, _)) in self.pairs.iter().enumerate() {
-            if !allowed.contains(&name.as_str()) {
+        for (i, (name, value)) in self.pairs.iter().enumerate() {
+            if value.contains('\0') {
+                errors.push(FieldError::new(
+                    name.clone(),
+                    "must not contain NUL characters",
+                ));
+            } else if !allowed.contains(&name.as_str()) {
                 errors.push(FieldError::new(
                     name.clone(),
                     format!(
@@ -121,6 +128,14 @@ mod tests {
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["limit", "in_stok"]);
         assert!(Query::parse("limit=1").only(&["limit"]).is_ok());
+    }
+
+    #[test]
+    fn nul_characters_are_422() {
+        let Err(ApiError::Validation(errors)) = Query::parse("q=a%00b").only(&["q"]) else {
+            panic!("expected a 422");
+        };
+        assert_eq!(errors[0].field, "q");
     }
 
     #[test]

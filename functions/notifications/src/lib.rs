@@ -47,3 +47,12 @@ async fn handle_notifications(req: Request) -> Response {
     };
     gate::respond(&admitted.quotas, result)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The routing table and `openapi.json` name the same operations.
+    #[test]
+    fn openapi_fragment_describes_exactly_the_routes() {
+        kit::openapi::assert_fragment_matches(include_str!("../openapi.json"), super::ROUTES);
+    }
+}

@@ -39,3 +39,12 @@ fn handle_payments(req: Request) -> Response {
         Op::Health => handlers::health::handle(&req),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The routing table and `openapi.json` name the same operations.
+    #[test]
+    fn openapi_fragment_describes_exactly_the_routes() {
+        kit::openapi::assert_fragment_matches(include_str!("../openapi.json"), super::ROUTES);
+    }
+}

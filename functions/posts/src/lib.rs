@@ -57,3 +57,12 @@ fn handle_posts(req: Request) -> Response {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The routing table and `openapi.json` name the same operations.
+    #[test]
+    fn openapi_fragment_describes_exactly_the_routes() {
+        kit::openapi::assert_fragment_matches(include_str!("../openapi.json"), super::ROUTES);
+    }
+}

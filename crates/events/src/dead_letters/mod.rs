@@ -349,6 +349,7 @@ mod tests {
                 time: "2026-12-03T10:00:00Z".into(),
                 dataschema: None,
                 data: "{}".into(),
+                traceparent: None,
             }),
             attempts: 3,
             status: Some(400),

@@ -231,6 +231,7 @@ mod tests {
             time: "2026-12-03T10:00:00.123456Z".into(),
             dataschema: None,
             data: data.into(),
+            traceparent: None,
         }
     }
 

@@ -1,3 +1,5 @@
 //! One module per operation.
 
+pub mod docs;
 pub mod health;
+pub mod openapi;

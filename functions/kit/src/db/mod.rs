@@ -25,7 +25,7 @@ pub use error::{
     SERIALIZATION_FAILURE, UNIQUE_VIOLATION, classify_text,
 };
 pub use spin_sdk::pg4::{DbValue, Decode, ParameterValue};
-pub use statement::{Statement, unwrap_rows};
+pub use statement::{Statement, TRACEPARENT_PARAM, unwrap_rows};
 
 use crate::config;
 use crate::problem::ApiError;
@@ -61,10 +61,16 @@ impl Connection {
         statement: &Statement,
         params: &[ParameterValue],
     ) -> Result<Vec<Row>, Error> {
-        let set = self
-            .inner
-            .query(&statement.sql(), params)
-            .map_err(|e| Error::from_pg(&e))?;
+        let sql = statement.sql();
+        let set = if statement.is_traced() {
+            let sql = sql.replace(TRACEPARENT_PARAM, &format!("${}", params.len() + 1));
+            let mut params = params.to_vec();
+            params.push(ParameterValue::Str(crate::trace::traceparent()));
+            self.inner.query(&sql, &params)
+        } else {
+            self.inner.query(&sql, params)
+        }
+        .map_err(|e| Error::from_pg(&e))?;
         unwrap_rows(set.rows).map_err(|e| Error::new(ErrorKind::Other, e))
     }
 

@@ -35,7 +35,12 @@ use spin_sdk::pg4::DbValue;
 pub struct Statement {
     ctes: Vec<String>,
     body: String,
+    traced: bool,
 }
+
+/// Where a traced statement takes this invocation's `traceparent` (see
+/// [`Statement::traced`]); replaced by the next free `$n` when it runs.
+pub const TRACEPARENT_PARAM: &str = "$traceparent";
 
 impl Statement {
     /// A statement whose result is `body`'s: a `SELECT`, or an
@@ -45,7 +50,24 @@ impl Statement {
         Self {
             ctes: Vec::new(),
             body: body.into(),
+            traced: false,
         }
+    }
+
+    /// Marks the statement as reading [`TRACEPARENT_PARAM`]: run through
+    /// [`crate::db::Connection::rows`], that becomes the parameter after
+    /// the caller's, bound to [`crate::trace::traceparent`]. The SQL text
+    /// stays the same from one request to the next, so the host's
+    /// statement cache still serves it.
+    #[must_use]
+    pub fn traced(mut self) -> Self {
+        self.traced = true;
+        self
+    }
+
+    /// Whether the statement reads [`TRACEPARENT_PARAM`].
+    pub fn is_traced(&self) -> bool {
+        self.traced
     }
 
     /// Adds a CTE (`name AS (...)`) before the body; later CTEs and the body

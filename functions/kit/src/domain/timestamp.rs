@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 
 /// A UTC instant. Parsed from RFC 3339 text or Unix seconds, rendered as
 /// RFC 3339 with microseconds (`2024-05-01T12:00:00.000000Z`), which
@@ -11,15 +11,26 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub struct Timestamp(DateTime<Utc>);
 
 impl Timestamp {
-    /// Parses RFC 3339 text (any offset; converted to UTC).
+    /// Parses RFC 3339 text (any offset; converted to UTC) of an instant
+    /// in the years 1 to 9999 UTC.
+    ///
+    /// RFC 3339 allows year 0000, and an offset can carry an instant in
+    /// year 1 or 9999 across the year boundary; Postgres refuses year 0
+    /// (there is none) and [`Timestamp::to_rfc3339`] would render year
+    /// 10000 with a sign, so both are refused here, as the client's error.
     ///
     /// # Errors
     ///
-    /// A message for the client when `raw` is not RFC 3339.
+    /// A message for the client when `raw` is not RFC 3339 or out of range.
     pub fn parse_rfc3339(raw: &str) -> Result<Self, &'static str> {
-        DateTime::parse_from_rfc3339(raw.trim())
-            .map(|t| Self(t.with_timezone(&Utc)))
-            .map_err(|_| "must be an RFC 3339 date-time such as 2024-05-01T12:00:00Z")
+        let utc = DateTime::parse_from_rfc3339(raw.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| "must be an RFC 3339 date-time such as 2024-05-01T12:00:00Z")?;
+        if (1..=9999).contains(&utc.year()) {
+            Ok(Self(utc))
+        } else {
+            Err("must be a date-time in the years 0001 to 9999 (UTC)")
+        }
     }
 
     /// Interprets `seconds` (fractions allowed) since the Unix epoch.
@@ -69,6 +80,10 @@ mod tests {
     fn rfc3339_is_normalised_to_utc_micros() {
         let t = Timestamp::parse_rfc3339("2024-05-01T14:00:00+02:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2024-05-01T12:00:00.000000Z");
+        let first = Timestamp::parse_rfc3339("0001-01-01T00:00:00Z").unwrap();
+        assert_eq!(first.to_rfc3339(), "0001-01-01T00:00:00.000000Z");
+        let last = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999999Z").unwrap();
+        assert_eq!(last.to_rfc3339(), "9999-12-31T23:59:59.999999Z");
     }
 
     #[test]
@@ -79,7 +94,15 @@ mod tests {
 
     #[test]
     fn nonsense_is_rejected() {
-        for raw in ["", "yesterday", "2024-13-01T00:00:00Z", "2024-05-01"] {
+        for raw in [
+            "",
+            "yesterday",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01",
+            "0000-06-01T00:00:00Z",
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:00:00-02:00",
+        ] {
             assert!(Timestamp::parse_rfc3339(raw).is_err(), "{raw:?}");
         }
         for secs in [-1.0, f64::NAN, f64::INFINITY, 1e15] {
