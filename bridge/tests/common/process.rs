@@ -23,19 +23,10 @@ impl Bridge {
     /// answers.
     pub async fn start(database: &str, keys: &JwtKeys, env: &[(&str, &str)]) -> Self {
         let (port, admin_port) = (free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_bridge"))
-            .current_dir(root())
+        let child = command(database, keys)
             .args(["up", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
             .args(["--retry-base-ms", "20", "--shutdown-timeout", "10"])
-            .env("SPIN_VARIABLE_DATABASE_URL", database_url(database))
-            .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", &keys.private_key)
-            .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &keys.public_key)
-            .env(
-                "SPIN_VARIABLE_BRIDGE_SIGNING_SECRET",
-                "shutdown-test-secret",
-            )
-            .env_remove("SPIN_VARIABLE_MONGO_URL")
             .env("SPIN_VARIABLE_RATE_LIMIT_REQUESTS", UNLIMITED)
             .env("SPIN_VARIABLE_RATE_LIMIT_LOGIN_REQUESTS", UNLIMITED)
             .envs(env.iter().copied())
@@ -82,6 +73,24 @@ impl Bridge {
             .unwrap()
     }
 }
+
+/// The `bridge` binary run from the checkout's root on `database` with
+/// `keys` and the suite's signing secret (what `bridge up` and `bridge
+/// relay` share), MongoDB off; the caller adds the subcommand.
+pub fn command(database: &str, keys: &JwtKeys) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bridge"));
+    command
+        .current_dir(root())
+        .env("SPIN_VARIABLE_DATABASE_URL", database_url(database))
+        .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", &keys.private_key)
+        .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &keys.public_key)
+        .env("SPIN_VARIABLE_BRIDGE_SIGNING_SECRET", SIGNING_SECRET)
+        .env_remove("SPIN_VARIABLE_MONGO_URL");
+    command
+}
+
+/// The signing secret of the processes [`command`] starts.
+const SIGNING_SECRET: &str = "process-test-secret";
 
 /// A port nothing listens on now (the OS's pick for port 0).
 pub fn free_port() -> u16 {

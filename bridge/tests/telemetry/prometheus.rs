@@ -15,10 +15,10 @@ use bridge::events::invoke::Invoker;
 use bridge::keys::JwtKeys;
 
 use crate::common::metrics::{metrics_when, scrape};
-use crate::common::process::{Bridge, free_port};
+use crate::common::process::{self, Bridge, free_port};
 use crate::common::subscriber::{emit, fast, probe_app};
 use crate::common::transport::Transport;
-use crate::common::{Options, TestApp, database_url, drop_database_blocking, root};
+use crate::common::{Options, TestApp, drop_database_blocking, root};
 
 const REQUESTS: &str = "spinmesh_http_requests_total";
 const DURATION_COUNT: &str = "spinmesh_http_request_duration_seconds_count";
@@ -217,20 +217,11 @@ async fn bridge_up_and_bridge_relay_serve_metrics_on_the_admin_listener() {
     // The relay delivers the registration's event to the functions `up`
     // serves, and counts it.
     let admin = free_port();
-    let mut relay = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
-        .current_dir(root())
+    let mut relay = process::command(&database, &keys)
         .args(["relay", "--target", &up.base, "--broker", "embedded"])
         .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
         .args(["--log-format", "json"])
         .env("SPINMESH_LOG", "warn,spinmesh_events=debug")
-        .env("SPIN_VARIABLE_DATABASE_URL", database_url(&database))
-        .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", &keys.private_key)
-        .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &keys.public_key)
-        .env(
-            "SPIN_VARIABLE_BRIDGE_SIGNING_SECRET",
-            "shutdown-test-secret",
-        )
-        .env_remove("SPIN_VARIABLE_MONGO_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -184,13 +184,19 @@ async fn one_purchase_is_followed_across_functions_by_its_trace_id() {
     assert_eq!(request["method"], "POST");
     assert_eq!(request["status"], 201);
     // The deliveries are requests to the subscribers' routes, answered
-    // under the same trace.
-    assert!(
-        lines.iter().any(|l| l["message"] == "answered"
-            && l["route"] == "/payments/..."
-            && l["method"] == "POST"),
-        "{lines:#?}"
-    );
+    // under the same trace: one event each (payments, orders) and a batch
+    // (notifications, which continues its first event's trace).
+    for route in ["/payments/...", "/orders/...", "/notifications/..."] {
+        assert!(
+            lines.iter().any(|l| l["message"] == "answered"
+                && l["route"] == route
+                && l["method"] == "POST"
+                && l["status"]
+                    .as_u64()
+                    .is_some_and(|s| (200..300).contains(&s))),
+            "{route}: {lines:#?}"
+        );
+    }
     // Nothing unrelated shares the trace.
     assert!(
         lines

@@ -16,6 +16,7 @@ use super::event::{
     BATCH_CONTENT_TYPE, BATCH_SIGNATURE_ID, OutboxEvent, SIGNATURE_HEADER, Signer, unix_now,
 };
 use super::outcome::{Attempt, parse_retry_after};
+use spinmesh_delivery::trace::TRACEPARENT;
 use spinmesh_host::Host;
 
 /// Where deliveries go.
@@ -74,7 +75,13 @@ impl Invoker {
             Err(e) => return failed(format!("encoding the batch: {e}")),
         };
         let signature = signer.sign(unix_now(), BATCH_SIGNATURE_ID, &body);
-        let headers = vec![("content-type", BATCH_CONTENT_TYPE.to_string())];
+        let mut headers = vec![("content-type", BATCH_CONTENT_TYPE.to_string())];
+        // Each event carries its own trace in the batch; the request, which
+        // can name one, continues the first's (what its handler's log
+        // lines and the events it writes are traced as).
+        if let Some(trace) = events.iter().find_map(|e| e.traceparent.clone()) {
+            headers.push((TRACEPARENT, trace));
+        }
         self.post(route, headers, signature, body, timeout).await
     }
 
