@@ -4,10 +4,10 @@
 //! `POST /orders`, `order.created`, the payment and the order marked paid
 //! share one trace id in the outbox and in every log line.
 //!
-//! [`begin`] (called by [`crate::gate`] for every request) continues the
-//! request's `traceparent` header with a span of this invocation, or
-//! starts a new trace when there is none (under `spin up`, a client that
-//! sends none; the bridge's host always sets one). [`crate::outbox`]
+//! [`begin`] (called by [`crate::gate`] for every request) notes the
+//! request's `traceparent` header; the invocation's own span continues it,
+//! or starts a new trace when there is none (under `spin up`, a client
+//! that sends none; the bridge's host always sets one). [`crate::outbox`]
 //! writes [`traceparent`] into every event row, as a parameter of the
 //! statement (see [`crate::db::Statement::traced`]).
 
@@ -17,34 +17,39 @@ use spin_sdk::http::Request;
 use spinmesh_delivery::trace::{TRACEPARENT, Traceparent};
 
 thread_local! {
-    /// A component instance serves one request on one thread.
+    /// A component instance serves one request on one thread: the
+    /// request's parent context, as [`begin`] found it.
+    static PARENT: Cell<Option<Traceparent>> = const { Cell::new(None) };
+    /// This invocation's span, made on first use (most requests write no
+    /// event and never pay for one).
     static CURRENT: Cell<Option<Traceparent>> = const { Cell::new(None) };
 }
 
-/// Starts this invocation's span, as a child of the request's
-/// `traceparent` when it carries a valid one.
+/// Notes the request's `traceparent` (when valid) as the parent of this
+/// invocation's span.
 pub fn begin(req: &Request) {
     let parent = req
         .header(TRACEPARENT)
         .and_then(|v| v.as_str())
         .and_then(Traceparent::parse);
-    let span = span_id();
-    let current = match parent {
-        Some(parent) => parent.child(span),
-        None => Traceparent::start(uuid::Uuid::new_v4().into_bytes(), span),
-    };
-    CURRENT.with(|c| c.set(Some(current)));
+    PARENT.with(|p| p.set(parent));
+    CURRENT.with(|c| c.set(None));
 }
 
-/// This invocation's trace context (a new trace if [`begin`] was not
-/// called).
+/// This invocation's trace context: a span of its own, the child of the
+/// request's `traceparent`, or of a new trace when it had none (or
+/// [`begin`] was not called).
 pub fn current() -> Traceparent {
     CURRENT.with(|c| match c.get() {
         Some(current) => current,
         None => {
-            let started = Traceparent::start(uuid::Uuid::new_v4().into_bytes(), span_id());
-            c.set(Some(started));
-            started
+            let span = span_id();
+            let current = match PARENT.with(Cell::get) {
+                Some(parent) => parent.child(span),
+                None => Traceparent::start(uuid::Uuid::new_v4().into_bytes(), span),
+            };
+            c.set(Some(current));
+            current
         }
     })
 }
