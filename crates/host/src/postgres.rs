@@ -107,7 +107,7 @@ impl PgConnection {
 impl pg::Host for InstanceState {}
 
 impl pg::HostConnection for InstanceState {
-    #[instrument(skip_all, fields(component = %self.component.id))]
+    #[instrument(level = "debug", skip_all, fields(component = %self.component.id))]
     async fn open(
         &mut self,
         address: String,
@@ -139,7 +139,7 @@ impl pg::HostConnection for InstanceState {
         }
     }
 
-    #[instrument(skip_all, fields(component = %self.component.id))]
+    #[instrument(level = "debug", skip_all, fields(component = %self.component.id))]
     async fn query(
         &mut self,
         conn: Resource<PgConnection>,
@@ -202,7 +202,7 @@ impl pg::HostConnection for InstanceState {
         Ok(Ok(RowSet { columns, rows: out }))
     }
 
-    #[instrument(skip_all, fields(component = %self.component.id))]
+    #[instrument(level = "debug", skip_all, fields(component = %self.component.id))]
     async fn execute(
         &mut self,
         conn: Resource<PgConnection>,

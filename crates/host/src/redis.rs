@@ -34,13 +34,13 @@ impl InstanceState {
 }
 
 impl r::HostConnection for InstanceState {
-    #[instrument(skip_all, fields(component = %self.component.id))]
+    #[instrument(level = "debug", skip_all, fields(component = %self.component.id))]
     async fn open(
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<RedisConnection>, Error>> {
         if let Err(err) = self.component.outbound.check_url(&address) {
-            tracing::warn!(error = %err, "redis connection denied");
+            tracing::warn!(component = %self.component.id, error = %err, "redis connection denied");
             return Ok(Err(Error::InvalidAddress));
         }
         match self.services.redis(&address).await {
