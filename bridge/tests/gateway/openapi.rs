@@ -243,21 +243,29 @@ async fn openapi_rate_limited_answers_conform() {
     spec.assert_conforms("GET", "/products/health", &refused);
 }
 
-/// Sends `method path` and asserts the answer has `status` and conforms to
-/// the document's `template` operation.
-async fn call(
-    app: &TestApp,
-    spec: &Spec,
-    (method, path, template): (&str, &str, &str),
-    body: Option<Value>,
-    token: Option<&str>,
-    status: u16,
-) -> Reply {
-    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    let reply = app.send(method, path, bytes, token).await;
-    assert_eq!(reply.status, status, "{method} {path}: {}", reply.text);
-    spec.assert_conforms(method, template, &reply);
-    reply
+/// An app and its document: each [`Checked::call`] is one line of the
+/// real-answers test.
+struct Checked<'a> {
+    app: &'a TestApp,
+    spec: &'a Spec,
+}
+
+impl Checked<'_> {
+    /// Sends `method path` and asserts the answer has `status` and
+    /// conforms to the document's `template` operation.
+    async fn call(
+        &self,
+        (method, path, template): (&str, &str, &str),
+        body: Option<Value>,
+        token: Option<&str>,
+        status: u16,
+    ) -> Reply {
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let reply = self.app.send(method, path, bytes, token).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text);
+        self.spec.assert_conforms(method, template, &reply);
+        reply
+    }
 }
 
 #[tokio::test]
@@ -268,24 +276,24 @@ async fn openapi_real_answers_conform_to_the_document() {
     })
     .await;
     let spec = Spec::of(&app).await;
+    let c = Checked {
+        app: &app,
+        spec: &spec,
+    };
     let id = uuid::Uuid::new_v4().simple().to_string();
     let email = format!("ada-{id}@example.com");
     let name = format!("ada{}", &id[..12]);
 
     // Accounts and sessions.
     let reg = json!({"email": email, "password": PASSWORD, "username": name});
-    call(
-        &app,
-        &spec,
+    c.call(
         ("POST", "/auth/register", "/auth/register"),
         Some(reg.clone()),
         None,
         201,
     )
     .await;
-    call(
-        &app,
-        &spec,
+    c.call(
         ("POST", "/auth/register", "/auth/register"),
         Some(reg),
         None,
@@ -293,9 +301,7 @@ async fn openapi_real_answers_conform_to_the_document() {
     )
     .await;
     let bad = json!({"email": "nope", "password": "short"});
-    call(
-        &app,
-        &spec,
+    c.call(
         ("POST", "/auth/register", "/auth/register"),
         Some(bad),
         None,
@@ -308,20 +314,17 @@ async fn openapi_real_answers_conform_to_the_document() {
     assert_eq!(r.status, 400, "{}", r.text);
     spec.assert_conforms("POST", "/auth/register", &r);
     let login = json!({"email": email, "password": PASSWORD});
-    let pair = call(
-        &app,
-        &spec,
-        ("POST", "/auth/login", "/auth/login"),
-        Some(login.clone()),
-        None,
-        200,
-    )
-    .await
-    .json();
+    let pair = c
+        .call(
+            ("POST", "/auth/login", "/auth/login"),
+            Some(login.clone()),
+            None,
+            200,
+        )
+        .await
+        .json();
     let wrong = json!({"username": name, "password": "not the password"});
-    call(
-        &app,
-        &spec,
+    c.call(
         ("POST", "/auth/login", "/auth/login"),
         Some(wrong),
         None,
@@ -329,28 +332,12 @@ async fn openapi_real_answers_conform_to_the_document() {
     )
     .await;
     let token = pair["access_token"].as_str().unwrap().to_owned();
-    call(
-        &app,
-        &spec,
-        ("GET", "/auth/me", "/auth/me"),
-        None,
-        Some(&token),
-        200,
-    )
-    .await;
-    call(
-        &app,
-        &spec,
-        ("GET", "/auth/me", "/auth/me"),
-        None,
-        None,
-        401,
-    )
-    .await;
+    c.call(("GET", "/auth/me", "/auth/me"), None, Some(&token), 200)
+        .await;
+    c.call(("GET", "/auth/me", "/auth/me"), None, None, 401)
+        .await;
     let rename = json!({"username": format!("{name}x")});
-    call(
-        &app,
-        &spec,
+    c.call(
         ("PATCH", "/auth/me", "/auth/me"),
         Some(rename),
         Some(&token),
@@ -358,19 +345,16 @@ async fn openapi_real_answers_conform_to_the_document() {
     )
     .await;
     let refresh = json!({"refresh_token": pair["refresh_token"]});
-    let pair = call(
-        &app,
-        &spec,
-        ("POST", "/auth/refresh", "/auth/refresh"),
-        Some(refresh.clone()),
-        None,
-        200,
-    )
-    .await
-    .json();
-    call(
-        &app,
-        &spec,
+    let pair = c
+        .call(
+            ("POST", "/auth/refresh", "/auth/refresh"),
+            Some(refresh.clone()),
+            None,
+            200,
+        )
+        .await
+        .json();
+    c.call(
         ("POST", "/auth/refresh", "/auth/refresh"),
         Some(refresh),
         None,
@@ -379,18 +363,14 @@ async fn openapi_real_answers_conform_to_the_document() {
     .await;
     let other = pair["access_token"].as_str().unwrap().to_owned();
     let out = json!({"refresh_token": pair["refresh_token"]});
-    call(
-        &app,
-        &spec,
+    c.call(
         ("POST", "/auth/logout", "/auth/logout"),
         Some(out),
         Some(&other),
         204,
     )
     .await;
-    call(
-        &app,
-        &spec,
+    c.call(
         ("GET", "/auth/health?deep=1", "/auth/health"),
         None,
         None,
@@ -400,100 +380,66 @@ async fn openapi_real_answers_conform_to_the_document() {
 
     // The older services' routes.
     let old = json!({"email": format!("old-{id}@example.com"), "password": PASSWORD});
-    call(
-        &app,
-        &spec,
+    c.call(
         ("POST", "/register", "/register"),
         Some(old.clone()),
         None,
         200,
     )
     .await;
-    call(
-        &app,
-        &spec,
+    c.call(
         ("POST", "/register", "/register"),
         Some(old.clone()),
         None,
         400,
     )
     .await;
-    call(
-        &app,
-        &spec,
-        ("POST", "/login", "/login"),
-        Some(old),
-        None,
-        200,
-    )
-    .await;
+    c.call(("POST", "/login", "/login"), Some(old), None, 200)
+        .await;
     let express = json!({"name": format!("ex{}", &id[..10]), "email": format!("ex-{id}@example.com"), "password": PASSWORD});
-    call(
-        &app,
-        &spec,
-        ("POST", "/users", "/users"),
-        Some(express),
-        None,
-        201,
-    )
-    .await;
+    c.call(("POST", "/users", "/users"), Some(express), None, 201)
+        .await;
 
     // The store, through a paid order.
     let admin = app.admin_token().await;
     let (buyer, _, buyer_id) = app.shopper().await;
     let product = json!({"name": "Mug", "price": "9.50", "stock": 5, "description": "blue"});
-    call(
-        &app,
-        &spec,
+    c.call(
         ("POST", "/products", "/products"),
         Some(product.clone()),
         Some(&buyer),
         403,
     )
     .await;
-    let product = call(
-        &app,
-        &spec,
-        ("POST", "/products", "/products"),
-        Some(product),
-        Some(&admin),
-        201,
-    )
-    .await
-    .json();
+    let product = c
+        .call(
+            ("POST", "/products", "/products"),
+            Some(product),
+            Some(&admin),
+            201,
+        )
+        .await
+        .json();
     let product_id = product["id"].as_str().unwrap().to_owned();
     let item = format!("/products/{product_id}");
-    call(
-        &app,
-        &spec,
+    c.call(
         ("GET", "/products?limit=5&in_stock=true", "/products"),
         None,
         None,
         200,
     )
     .await;
-    call(
-        &app,
-        &spec,
+    c.call(
         ("GET", "/products?colour=red", "/products"),
         None,
         None,
         422,
     )
     .await;
-    call(
-        &app,
-        &spec,
-        ("GET", &item, "/products/{id}"),
-        None,
-        None,
-        200,
-    )
-    .await;
+    c.call(("GET", &item, "/products/{id}"), None, None, 200)
+        .await;
     let price = json!({"price": 12.5});
-    call(
-        &app,
-        &spec,
+    c.call(
         ("PATCH", &item, "/products/{id}"),
         Some(price),
         Some(&admin),
@@ -501,26 +447,24 @@ async fn openapi_real_answers_conform_to_the_document() {
     )
     .await;
     let order = json!({"items": [{"product_id": product_id, "quantity": 2}], "payment": {"token": "tok_visa"}});
-    let placed = call(
-        &app,
-        &spec,
-        ("POST", "/orders", "/orders"),
-        Some(order),
-        Some(&buyer),
-        201,
-    )
-    .await
-    .json();
+    let placed = c
+        .call(
+            ("POST", "/orders", "/orders"),
+            Some(order),
+            Some(&buyer),
+            201,
+        )
+        .await
+        .json();
     let too_many = json!({"product_id": product_id, "quantity": 100});
-    let r = call(
-        &app,
-        &spec,
-        ("POST", "/orders", "/orders"),
-        Some(too_many),
-        Some(&buyer),
-        409,
-    )
-    .await;
+    let r = c
+        .call(
+            ("POST", "/orders", "/orders"),
+            Some(too_many),
+            Some(&buyer),
+            409,
+        )
+        .await;
     assert!(
         r.json()["type"]
             .as_str()
@@ -532,18 +476,14 @@ async fn openapi_real_answers_conform_to_the_document() {
     let order_id = placed["id"].as_str().unwrap().to_owned();
     app.settled(&buyer, &order_id, "paid").await;
     let order_path = format!("/orders/{order_id}");
-    call(
-        &app,
-        &spec,
+    c.call(
         ("GET", &order_path, "/orders/{id}"),
         None,
         Some(&buyer),
         200,
     )
     .await;
-    call(
-        &app,
-        &spec,
+    c.call(
         ("GET", "/orders?limit=1", "/orders"),
         None,
         Some(&buyer),
@@ -551,9 +491,7 @@ async fn openapi_real_answers_conform_to_the_document() {
     )
     .await;
     let cancel = format!("/orders/{order_id}/cancel");
-    call(
-        &app,
-        &spec,
+    c.call(
         ("POST", &cancel, "/orders/{id}/cancel"),
         None,
         Some(&buyer),
@@ -561,46 +499,26 @@ async fn openapi_real_answers_conform_to_the_document() {
     )
     .await;
     let payment = format!("/payments/{order_id}");
-    call(
-        &app,
-        &spec,
+    c.call(
         ("GET", &payment, "/payments/{order_id}"),
         None,
         Some(&buyer),
         200,
     )
     .await;
-    call(
-        &app,
-        &spec,
+    c.call(
         ("GET", &payment, "/payments/{order_id}"),
         None,
         Some(&token),
         404,
     )
     .await;
-    call(
-        &app,
-        &spec,
-        ("DELETE", &item, "/products/{id}"),
-        None,
-        Some(&admin),
-        204,
-    )
-    .await;
-    call(
-        &app,
-        &spec,
-        ("GET", &item, "/products/{id}"),
-        None,
-        None,
-        404,
-    )
-    .await;
+    c.call(("DELETE", &item, "/products/{id}"), None, Some(&admin), 204)
+        .await;
+    c.call(("GET", &item, "/products/{id}"), None, None, 404)
+        .await;
     app.notified(&buyer, "paid").await;
-    call(
-        &app,
-        &spec,
+    c.call(
         ("GET", "/notifications", "/notifications"),
         None,
         Some(&buyer),
@@ -610,57 +528,31 @@ async fn openapi_real_answers_conform_to_the_document() {
 
     // Posts.
     let post = json!({"title": "Hello", "body": "First!", "tags": ["Rust"]});
-    let post = call(
-        &app,
-        &spec,
-        ("POST", "/posts", "/posts"),
-        Some(post),
-        Some(&buyer),
-        201,
-    )
-    .await
-    .json();
+    let post = c
+        .call(("POST", "/posts", "/posts"), Some(post), Some(&buyer), 201)
+        .await
+        .json();
     let post_path = format!("/posts/{}", post["id"].as_str().unwrap());
-    call(
-        &app,
-        &spec,
-        ("GET", "/posts?tag=rust", "/posts"),
-        None,
-        None,
-        200,
-    )
-    .await;
-    call(
-        &app,
-        &spec,
-        ("GET", &post_path, "/posts/{id}"),
-        None,
-        None,
-        200,
-    )
-    .await;
+    c.call(("GET", "/posts?tag=rust", "/posts"), None, None, 200)
+        .await;
+    c.call(("GET", &post_path, "/posts/{id}"), None, None, 200)
+        .await;
     let edit = json!({"tags": []});
-    call(
-        &app,
-        &spec,
+    c.call(
         ("PATCH", &post_path, "/posts/{id}"),
         Some(edit.clone()),
         Some(&token),
         403,
     )
     .await;
-    call(
-        &app,
-        &spec,
+    c.call(
         ("PATCH", &post_path, "/posts/{id}"),
         Some(edit),
         Some(&buyer),
         200,
     )
     .await;
-    call(
-        &app,
-        &spec,
+    c.call(
         ("DELETE", &post_path, "/posts/{id}"),
         None,
         Some(&admin),
@@ -670,18 +562,9 @@ async fn openapi_real_answers_conform_to_the_document() {
 
     // Analytics and notifications.
     let tracked = json!({"user_id": buyer_id, "action": "viewed", "timestamp": 1_700_000_000});
-    call(
-        &app,
-        &spec,
-        ("POST", "/events", "/events"),
-        Some(tracked),
-        None,
-        200,
-    )
-    .await;
-    call(
-        &app,
-        &spec,
+    c.call(("POST", "/events", "/events"), Some(tracked), None, 200)
+        .await;
+    c.call(
         ("GET", "/metrics/actions", "/metrics/actions"),
         None,
         None,
@@ -689,9 +572,7 @@ async fn openapi_real_answers_conform_to_the_document() {
     )
     .await;
     let actions = format!("/metrics/user/{buyer_id}/actions");
-    call(
-        &app,
-        &spec,
+    c.call(
         ("GET", &actions, "/metrics/user/{user_id}/actions"),
         None,
         None,
@@ -699,25 +580,11 @@ async fn openapi_real_answers_conform_to_the_document() {
     )
     .await;
     let notice = json!({"user_id": 7, "channel": "log", "message": "hi"});
-    call(
-        &app,
-        &spec,
-        ("POST", "/notify", "/notify"),
-        Some(notice),
-        None,
-        200,
-    )
-    .await;
+    c.call(("POST", "/notify", "/notify"), Some(notice), None, 200)
+        .await;
     let webhook = json!({"user_id": "u", "channel": "webhook", "message": "hi"});
-    call(
-        &app,
-        &spec,
-        ("POST", "/notify", "/notify"),
-        Some(webhook),
-        None,
-        502,
-    )
-    .await;
+    c.call(("POST", "/notify", "/notify"), Some(webhook), None, 502)
+        .await;
 
     // Every function's liveness, and the whole system's once the bridge
     // has reported.
@@ -731,11 +598,11 @@ async fn openapi_real_answers_conform_to_the_document() {
         "notifications",
     ] {
         let path = format!("/{svc}/health");
-        call(&app, &spec, ("GET", &path, &path), None, None, 200).await;
+        c.call(("GET", &path, &path), None, None, 200).await;
     }
     eventually("a healthy system", Duration::from_secs(30), || async {
         app.get("/health", None).await.status == 200
     })
     .await;
-    call(&app, &spec, ("GET", "/health", "/health"), None, None, 200).await;
+    c.call(("GET", "/health", "/health"), None, None, 200).await;
 }

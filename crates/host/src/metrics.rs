@@ -75,7 +75,8 @@ pub fn request(route: &Arc<str>, method: &http::Method, status: u16, took: Durat
 
 /// One answered request that matched no route.
 pub fn unmatched(method: &http::Method, status: u16, took: Duration) {
-    request(&Arc::from(UNMATCHED), method, status, took);
+    static ROUTE: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| UNMATCHED.into());
+    request(&ROUTE, method, status, took);
 }
 
 /// An instance of `component` started.
