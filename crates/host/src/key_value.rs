@@ -2,7 +2,7 @@
 //! sees the same data. A store is a hash `spinmesh:kv:<label>`; a component
 //! may open only the labels listed in its `key_value_stores`, as in Spin.
 
-use redis::aio::ConnectionManager;
+use super::redis_pipeline::Pipelined;
 use wasmtime::component::Resource;
 
 use super::InstanceState;
@@ -11,7 +11,7 @@ use super::bindings::fermyon::spin::key_value::{self as kv, Error};
 /// An open store.
 pub struct KvStore {
     key: String,
-    conn: ConnectionManager,
+    conn: Pipelined,
 }
 
 impl kv::Host for InstanceState {}
@@ -27,11 +27,8 @@ impl InstanceState {
         build: impl FnOnce(&str) -> redis::Cmd,
     ) -> wasmtime::Result<Result<T, Error>> {
         let store = self.table.get(store)?;
-        let mut conn = store.conn.clone();
-        Ok(build(&store.key)
-            .query_async(&mut conn)
-            .await
-            .map_err(other))
+        let conn = store.conn.clone();
+        Ok(conn.query(build(&store.key)).await.map_err(other))
     }
 }
 

@@ -29,6 +29,7 @@ pub mod outbox_writes;
 mod postgres;
 mod problem;
 mod redis;
+mod redis_pipeline;
 mod request_ids;
 pub mod router;
 pub mod server;

@@ -1,15 +1,15 @@
 //! `fermyon:spin/redis@2.0.0` over shared, auto-reconnecting connections.
 
-use redis::aio::ConnectionManager;
 use tracing::instrument;
 use wasmtime::component::Resource;
 
 use super::InstanceState;
 use super::bindings::fermyon::spin::redis::{self as r, Error, RedisParameter, RedisResult};
+use super::redis_pipeline::Pipelined;
 
 /// A guest's Redis connection: a handle onto the host's multiplexed one.
 pub struct RedisConnection {
-    conn: ConnectionManager,
+    conn: Pipelined,
 }
 
 impl r::Host for InstanceState {}
@@ -28,8 +28,8 @@ impl InstanceState {
         conn: &Resource<RedisConnection>,
         cmd: redis::Cmd,
     ) -> wasmtime::Result<Result<T, Error>> {
-        let mut conn = self.table.get(conn)?.conn.clone();
-        Ok(cmd.query_async(&mut conn).await.map_err(other))
+        let conn = self.table.get(conn)?.conn.clone();
+        Ok(conn.query(cmd).await.map_err(other))
     }
 }
 

@@ -1,5 +1,5 @@
 //! Connection pools shared by every instance: one Postgres pool and one
-//! Redis connection manager per address a guest opens.
+//! pipelined Redis connection ([`Pipelined`]) per address a guest opens.
 //!
 //! Guests call `connection.open(address)` on every request; opening a real
 //! socket each time would dominate the request. Pools are created lazily on
@@ -28,6 +28,7 @@ use tokio::sync::OnceCell;
 
 use super::outbox_writes::{self, OutboxWrites};
 use super::postgres::PgCompat;
+use super::redis_pipeline::Pipelined;
 use spinmesh_config::database::PgTls;
 
 /// Sizes, timeouts and behaviour of the host's connections.
@@ -67,7 +68,7 @@ pub struct Services {
     pub(crate) config: PoolConfig,
     pg_tls: MakeTlsConnector,
     pg: Mutex<HashMap<String, deadpool_postgres::Pool>>,
-    redis: Mutex<HashMap<String, Arc<OnceCell<redis::aio::ConnectionManager>>>>,
+    redis: Mutex<HashMap<String, Arc<OnceCell<Pipelined>>>>,
     /// The last failed Redis connect per address: when, and why.
     redis_failures: Mutex<HashMap<String, (Instant, String)>>,
     /// Guests' outbox writes, announced by the host once the event path
@@ -143,16 +144,20 @@ impl Services {
         self.config.pg_max_connections_per_instance.max(1)
     }
 
-    /// A shared, auto-reconnecting Redis connection for `address`.
+    /// The shared, auto-reconnecting, pipelined Redis connection for
+    /// `address`.
     ///
     /// # Errors
     /// When the address is invalid or the server cannot be reached (now,
     /// or at a connect less than [`REDIS_RETRY_INTERVAL`] ago).
-    pub async fn redis(&self, address: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-        let cell = lock(&self.redis)
-            .entry(address.to_string())
-            .or_default()
-            .clone();
+    pub async fn redis(&self, address: &str) -> anyhow::Result<Pipelined> {
+        let cell = {
+            let mut cells = lock(&self.redis);
+            match cells.get(address) {
+                Some(cell) => cell.clone(),
+                None => cells.entry(address.to_string()).or_default().clone(),
+            }
+        };
         if let Some(conn) = cell.get() {
             return Ok(conn.clone());
         }
@@ -180,7 +185,7 @@ impl Services {
 
     /// One Redis connect, bounded by the acquire timeout. A failure leaves
     /// the address's cell empty, so the next open tries again.
-    async fn connect_redis(&self, address: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
+    async fn connect_redis(&self, address: &str) -> anyhow::Result<Pipelined> {
         let client = redis::Client::open(address).context("invalid Redis address")?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(self.config.acquire_timeout)
@@ -193,6 +198,7 @@ impl Services {
         .await
         .context("timed out connecting to Redis")?
         .context("connecting to Redis")
+        .map(Pipelined::spawn)
     }
 }
 
