@@ -185,6 +185,7 @@ fn main() {
     // uses) and on, with a quota the load never spends. The token marks'
     // secret is shared so one token serves both.
     let mark_secret = hex::encode(JwtKeys::random_bytes::<32>());
+    let sealing_key = hex::encode(JwtKeys::random_bytes::<32>());
     let start = |rate_limit_requests: &str| {
         let host = HostConfig {
             record_timings: true,
@@ -193,6 +194,7 @@ fn main() {
                 ("jwt_private_key".to_string(), keys.private_key.clone()),
                 ("jwt_public_key".to_string(), keys.public_key.clone()),
                 ("token_mark_secret".to_string(), mark_secret.clone()),
+                ("message_sealing_key".to_string(), sealing_key.clone()),
                 (
                     "rate_limit_requests".to_string(),
                     rate_limit_requests.to_string(),

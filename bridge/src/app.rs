@@ -232,7 +232,15 @@ pub fn ensure_dev_keys(manifest: &Manifest, host: &mut HostConfig) {
 pub const GENERATED_SECRETS: &[(&str, &str)] = &[
     (SIGNING_SECRET, "`bridge relay` and the functions"),
     (TOKEN_MARK_SECRET, "every instance of the functions"),
+    (
+        MESSAGE_SEALING_KEY,
+        "auth, notifications and the bridge's email and SMS sinks",
+    ),
 ];
+
+/// The application variable keying the one-time tokens sealed inside
+/// events (see `spinmesh_delivery::seal`).
+pub const MESSAGE_SEALING_KEY: &str = spinmesh_delivery::seal::SEALING_KEY_VARIABLE;
 
 /// The application variable keying the verified-token marks in Redis.
 pub const TOKEN_MARK_SECRET: &str = "token_mark_secret";
@@ -556,11 +564,20 @@ async fn act_on(
             ))
         }
         DeadLetterCommand::Redrive { target, config } => {
+            // The email and SMS sinks keep their ledger there.
+            let database =
+                database(manifest, &host)?.context("the app declares no database_url variable")?;
             let (invoker, signer) = delivery_target(manifest, host, target.as_deref()).await?;
             let mut deliveries = HashMap::new();
             for subscription in subscriptions {
-                let sink =
-                    sink::build(&subscription, &invoker, &signer, config.delivery_timeout).await?;
+                let sink = sink::build(
+                    &subscription,
+                    &invoker,
+                    &signer,
+                    &database,
+                    config.delivery_timeout,
+                )
+                .await?;
                 deliveries.insert(
                     subscription.name.clone(),
                     Arc::new(Delivery {

@@ -76,8 +76,8 @@ enum Cmd {
     Migrate(MigrateArgs),
     /// Run the components' build commands, as `spin build` does.
     Build(ManifestArgs),
-    /// Print a fresh Ed25519 key pair and a token-mark secret as
-    /// SPIN_VARIABLE_* assignments.
+    /// Print a fresh Ed25519 key pair, a token-mark secret and a
+    /// message-sealing key as SPIN_VARIABLE_* assignments.
     Keygen,
     /// Deliver events from the outbox to functions served elsewhere
     /// (`spin up`, a Spin host), as signed HTTP requests.
@@ -530,6 +530,10 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", JwtKeys::generate().as_env());
             println!(
                 "SPIN_VARIABLE_TOKEN_MARK_SECRET={}",
+                hex::encode(JwtKeys::random_bytes::<32>())
+            );
+            println!(
+                "SPIN_VARIABLE_MESSAGE_SEALING_KEY={}",
                 hex::encode(JwtKeys::random_bytes::<32>())
             );
             Ok(())

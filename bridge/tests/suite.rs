@@ -19,6 +19,7 @@ mod host;
 mod kafka;
 mod migrate;
 mod mongo;
+mod notify;
 mod pipeline;
 mod postgres_tls;
 mod posts;

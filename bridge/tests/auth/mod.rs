@@ -4,6 +4,7 @@
 mod bad_input;
 mod dependencies;
 mod flows;
+mod lifecycle;
 mod roles;
 mod seed_compat;
 mod token_attacks;

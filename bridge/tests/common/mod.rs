@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cloudevents;
+pub mod lifecycle;
 pub mod metrics;
 pub mod mongo;
 pub mod openapi;
@@ -12,6 +13,7 @@ pub mod process;
 pub mod proxy;
 pub mod saga;
 pub mod scenarios;
+pub mod smtp;
 pub mod store;
 pub mod subscriber;
 pub mod transport;
@@ -137,6 +139,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub keys: JwtKeys,
     pub database: String,
+    /// The app's `message_sealing_key`: opens the one-time tokens sealed
+    /// inside its events.
+    pub sealing_key: String,
 }
 
 /// A rate limit no test reaches.
@@ -235,8 +240,13 @@ impl TestApp {
                 "rate_limit_login_requests".to_string(),
                 UNLIMITED.to_string(),
             ),
+            (
+                "message_sealing_key".to_string(),
+                hex::encode(JwtKeys::random_bytes::<32>()),
+            ),
         ]);
         vars.extend(opts.extra_vars);
+        let sealing_key = vars["message_sealing_key"].clone();
         let host = HostConfig {
             request_timeout: opts.request_timeout,
             max_memory_bytes: opts.max_memory_bytes,
@@ -273,6 +283,7 @@ impl TestApp {
                 .unwrap(),
             keys,
             database,
+            sealing_key,
         }
     }
 

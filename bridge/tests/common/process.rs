@@ -75,8 +75,10 @@ impl Bridge {
 }
 
 /// The `bridge` binary run from the checkout's root on `database` with
-/// `keys` and the suite's signing secret (what `bridge up` and `bridge
-/// relay` share), MongoDB off; the caller adds the subcommand.
+/// `keys`, the suite's signing secret (what `bridge up` and `bridge
+/// relay` share) and sealing key (what a restarted `bridge up` must still
+/// open: sealed tokens wait in the outbox across restarts), MongoDB off;
+/// the caller adds the subcommand.
 pub fn command(database: &str, keys: &JwtKeys) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bridge"));
     command
@@ -85,12 +87,16 @@ pub fn command(database: &str, keys: &JwtKeys) -> Command {
         .env("SPIN_VARIABLE_JWT_PRIVATE_KEY", &keys.private_key)
         .env("SPIN_VARIABLE_JWT_PUBLIC_KEY", &keys.public_key)
         .env("SPIN_VARIABLE_BRIDGE_SIGNING_SECRET", SIGNING_SECRET)
+        .env("SPIN_VARIABLE_MESSAGE_SEALING_KEY", SEALING_KEY)
         .env_remove("SPIN_VARIABLE_MONGO_URL");
     command
 }
 
 /// The signing secret of the processes [`command`] starts.
 const SIGNING_SECRET: &str = "process-test-secret";
+
+/// The sealing key every `bridge` process of the suite shares.
+const SEALING_KEY: &str = "process-test-sealing-key";
 
 /// A port nothing listens on now (the OS's pick for port 0).
 pub fn free_port() -> u16 {

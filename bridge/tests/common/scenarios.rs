@@ -251,10 +251,11 @@ pub async fn http_invoker_and_forged_signatures(transport: Transport) {
         fast(),
     );
     let (email, _token, user_id) = signed_in(&app).await;
-    // user.registered → analytics, notifications and posts, user.logged_in
-    // → analytics.
-    let dead = transport.dead_letters(&db, 4).await;
-    assert_eq!(dead.len(), 4, "{dead:?}");
+    // user.registered → analytics, notifications and posts,
+    // user.verification_requested → analytics and notifications,
+    // user.logged_in → analytics.
+    let dead = transport.dead_letters(&db, 6).await;
+    assert_eq!(dead.len(), 6, "{dead:?}");
     assert!(
         dead.iter().all(|d| d.status == "401" && d.attempts == "1"),
         "{dead:?}"

@@ -65,8 +65,8 @@ async fn emit_steps(db: &tokio_postgres::Client, seqs: std::ops::Range<i64>) -> 
     ids
 }
 
-/// Registration and login, through the real auth function, become one
-/// document each: the CloudEvents attributes, `_id` the event id, `time` a
+/// Registration (with its verification request) and login, through the
+/// real auth function, become one document each: the CloudEvents attributes, `_id` the event id, `time` a
 /// BSON date, `data` a sub-document with its JSON types. Delivered again
 /// (as after a crash before acknowledging), they stay one document each.
 async fn events_land_as_typed_documents_once(transport: Transport) {
@@ -75,7 +75,7 @@ async fn events_land_as_typed_documents_once(transport: Transport) {
     let tracking = Tracking::new(&shared_url()).await;
     let runner = start(&transport, &app, tracking.subscription(&["user.*"], 100));
     let (email, _) = app.signed_in_user().await;
-    tracking.wait_for(2, Duration::from_secs(30)).await;
+    tracking.wait_for(3, Duration::from_secs(30)).await;
 
     let outbox = db
         .query(
@@ -86,7 +86,11 @@ async fn events_land_as_typed_documents_once(transport: Transport) {
         )
         .await
         .unwrap();
-    assert_eq!(outbox.len(), 2, "registration and login");
+    assert_eq!(
+        outbox.len(),
+        3,
+        "registration, its verification request and login"
+    );
     let documents = tracking.documents().await;
     for row in &outbox {
         let id: String = row.get(0);
@@ -122,10 +126,10 @@ async fn events_land_as_typed_documents_once(transport: Transport) {
     transport.replay(&db).await;
     let runner = start(&transport, &app, tracking.subscription(&["user.*"], 100));
     assert_eq!(app.login(&email, "correct horse battery").await.status, 200);
-    tracking.wait_for(3, Duration::from_secs(30)).await;
+    tracking.wait_for(4, Duration::from_secs(30)).await;
     assert_eq!(
         tracking.documents().await.len(),
-        3,
+        4,
         "redelivered events counted once"
     );
     runner.stop().await;

@@ -121,10 +121,23 @@ async fn sigterm_mid_stream_exits_zero_and_loses_nothing() {
             == registered
     })
     .await;
-    eventually("every welcome sent", Duration::from_secs(60), || async {
-        count(&db, "SELECT count(DISTINCT user_id) FROM notifications").await == registered
-    })
-    .await;
+    for kind in ["welcome", "verify_email"] {
+        eventually(
+            &format!("every {kind} notification stored"),
+            Duration::from_secs(60),
+            || async {
+                count(
+                    &db,
+                    &format!(
+                        "SELECT count(DISTINCT user_id) FROM notifications WHERE kind = '{kind}'"
+                    ),
+                )
+                .await
+                    == registered
+            },
+        )
+        .await;
+    }
     eventually(
         "every event reached analytics",
         Duration::from_secs(60),
@@ -135,9 +148,22 @@ async fn sigterm_mid_stream_exits_zero_and_loses_nothing() {
     )
     .await;
     assert_eq!(
-        count(&db, "SELECT count(*) FROM notifications").await,
+        count(
+            &db,
+            "SELECT count(*) FROM notifications WHERE kind = 'welcome'"
+        )
+        .await,
         registered,
         "one welcome each, none twice"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM notifications WHERE kind = 'verify_email'"
+        )
+        .await,
+        registered,
+        "one verification email each, none twice"
     );
     assert_eq!(
         count(&db, "SELECT sum(count)::bigint FROM analytics_totals").await,

@@ -23,6 +23,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod seal;
 pub mod trace;
 
 use hmac::{Hmac, Mac};

@@ -117,9 +117,15 @@ pub async fn run(path: EventPath, shutdown: watch::Receiver<bool>) -> anyhow::Re
     } = path;
     let mut stages = Vec::with_capacity(subscriptions.len());
     for subscription in &subscriptions {
-        let sink = sink::build(subscription, &invoker, &signer, config.delivery_timeout)
-            .await
-            .map_err(|e| e.context(format!("setting up subscription {}", subscription.name)))?;
+        let sink = sink::build(
+            subscription,
+            &invoker,
+            &signer,
+            &database,
+            config.delivery_timeout,
+        )
+        .await
+        .map_err(|e| e.context(format!("setting up subscription {}", subscription.name)))?;
         stages.push(Arc::new(Delivery {
             subscription: subscription.clone(),
             sink,

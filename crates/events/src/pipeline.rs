@@ -8,7 +8,9 @@
 //! [`dispatch::deliver_all`], then settles each item in order:
 //!
 //! - delivered, or not wanted by the subscription → acknowledged;
-//! - dead → written to the source's dead letters, then acknowledged.
+//! - dead → written to the source's dead letters, told to the sink
+//!   ([`Sink::dead_lettered`]: the email and SMS sinks mark the
+//!   notification failed), then acknowledged.
 //!
 //! **When a dead-letter write fails** (the same policy in every
 //! transport): nothing is acknowledged; the write is retried with backoff,
@@ -130,6 +132,13 @@ impl Delivery {
                     return;
                 }
                 metrics::dead_lettered(&sub.name);
+                if let Some(event) = item.event()
+                    && !self.tell_sink(event, &why, round).await
+                {
+                    // As above: the event comes back; the sink's hook
+                    // accepts being told twice.
+                    return;
+                }
             }
             item.ack(dead_lettered).await;
         }
@@ -143,14 +152,47 @@ impl Delivery {
         why: &DeadLetter,
         round: &CancellationToken,
     ) -> bool {
+        self.until_done(
+            "dead-letter write failed; nothing acknowledged, retrying",
+            round,
+            || item.dead_letter(&self.subscription.name, why),
+        )
+        .await
+    }
+
+    /// Tells the sink its event was dead-lettered ([`Sink::dead_lettered`]),
+    /// retrying with backoff until it took it (`true`) or the round ends
+    /// (`false`).
+    async fn tell_sink(
+        &self,
+        event: &OutboxEvent,
+        why: &DeadLetter,
+        round: &CancellationToken,
+    ) -> bool {
+        self.until_done(
+            "the sink could not record a dead letter; nothing acknowledged, retrying",
+            round,
+            || self.sink.dead_lettered(event, why),
+        )
+        .await
+    }
+
+    /// Runs `step` until it succeeds (`true`), waiting with backoff after
+    /// each failure, or until the round ends (`false`).
+    async fn until_done<'a>(
+        &self,
+        failing: &str,
+        round: &CancellationToken,
+        step: impl Fn() -> BoxFuture<'a, anyhow::Result<()>>,
+    ) -> bool {
         let mut failures = 0;
         loop {
-            match item.dead_letter(&self.subscription.name, why).await {
+            match step().await {
                 Ok(()) => return true,
                 Err(err) => {
                     failures += 1;
                     let wait = backoff(&self.config, failures.min(6));
-                    tracing::error!(subscription = %self.subscription.name, error = %format!("{err:#}"), retry_in_ms = wait.as_millis() as u64, "dead-letter write failed; nothing acknowledged, retrying");
+                    tracing::error!(subscription = %self.subscription.name, error = %format!("{err:#}"), retry_in_ms = wait.as_millis() as u64, "{failing}");
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = round.cancelled() => return false,

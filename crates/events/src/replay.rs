@@ -64,7 +64,14 @@ pub async fn run(
 ) -> anyhow::Result<ReplayReport> {
     let mut scan = OutboxScan::open(&database).await?;
     let limit = config.batch_size;
-    let sink = sink::build(&subscription, &invoker, &signer, config.delivery_timeout).await?;
+    let sink = sink::build(
+        &subscription,
+        &invoker,
+        &signer,
+        &database,
+        config.delivery_timeout,
+    )
+    .await?;
     let delivery = Arc::new(Delivery {
         subscription: subscription.clone(),
         sink,

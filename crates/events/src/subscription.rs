@@ -20,14 +20,26 @@
 //!
 //! ```toml
 //! [application.tool.bridge.sink.tracking]
-//! kind = "mongo"                 # the only kind so far
+//! kind = "mongo"
 //! subscribe = ["*"]
 //! url_variable = "mongo_url"     # an application variable; unset or empty: the sink is off
 //! database = "spinmesh"
 //! collection = "tracking"
 //! batch = 500                    # documents per insert_many (default 100)
 //! max_attempts = 10              # then dead-lettered, like any delivery
+//!
+//! [application.tool.bridge.sink.email]
+//! kind = "smtp"                  # on when the `smtp_host` variable is set
+//! subscribe = ["notification.email_requested"]
+//! max_attempts = 12
+//!
+//! [application.tool.bridge.sink.sms]
+//! kind = "sms"                   # on when the `sms_gateway_url` variable is set
+//! subscribe = ["notification.sms_requested"]
 //! ```
+//!
+//! The email and SMS sinks read their settings from fixed application
+//! variables (see [`crate::sink::smtp`] and [`crate::sink::sms`]).
 //!
 //! A sink's subscription is named `sink.<name>` (its cursor, queue and
 //! consumer group), which no component id can be.
@@ -38,6 +50,8 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::sink::mongo::MongoConfig;
+use crate::sink::sms::SmsConfig;
+use crate::sink::smtp::SmtpConfig;
 use spinmesh_config::manifest::Manifest;
 
 /// `[component.<id>.tool.bridge]` as written.
@@ -94,6 +108,10 @@ pub enum Destination {
     },
     /// Stored in a MongoDB collection.
     Mongo(MongoConfig),
+    /// Requested emails, sent through an SMTP server.
+    Smtp(SmtpConfig),
+    /// Requested SMS, posted to an SMS gateway.
+    Sms(SmsConfig),
 }
 
 /// An event type pattern: exact, a `prefix.*` family, or `*`.
@@ -151,7 +169,7 @@ impl Subscription {
     pub fn route(&self) -> Option<&str> {
         match &self.destination {
             Destination::Function { route } => Some(route),
-            Destination::Mongo(_) => None,
+            Destination::Mongo(_) | Destination::Smtp(_) | Destination::Sms(_) => None,
         }
     }
 
@@ -221,17 +239,41 @@ pub fn from_manifest(manifest: &Manifest) -> anyhow::Result<Vec<Subscription>> {
     Ok(out)
 }
 
-/// `[application.tool.bridge.sink.<name>]` as written.
+/// The fields every `[application.tool.bridge.sink.<name>]` has.
+struct SinkCommon {
+    subscribe: Vec<String>,
+    batch: usize,
+    max_attempts: u32,
+}
+
+/// A `kind = "mongo"` sink table as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SinkTable {
-    kind: String,
+struct MongoTable {
+    #[serde(rename = "kind")]
+    _kind: String,
     subscribe: Vec<String>,
     #[serde(default = "default_url_variable")]
     url_variable: String,
     database: String,
     collection: String,
     #[serde(default = "default_sink_batch")]
+    batch: usize,
+    #[serde(default = "default_attempts")]
+    max_attempts: u32,
+}
+
+/// A `kind = "smtp"` or `kind = "sms"` sink table as written: the
+/// connection comes from fixed application variables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyTable {
+    #[serde(rename = "kind")]
+    _kind: String,
+    subscribe: Vec<String>,
+    /// Default 1: each message is its own send, and the subject lanes
+    /// (one per notification) already send in parallel.
+    #[serde(default = "default_batch")]
     batch: usize,
     #[serde(default = "default_attempts")]
     max_attempts: u32,
@@ -256,11 +298,13 @@ pub const MAX_SINK_BATCH: usize = 10_000;
 
 /// Every sink declared in the manifest whose connection is configured, as
 /// subscriptions. `variable` resolves an application variable (overrides,
-/// then `SPIN_VARIABLE_*`, then the default); a sink whose URL variable is
-/// unset or empty is off, and the bridge says so.
+/// then `SPIN_VARIABLE_*`, then the default); a sink whose switching
+/// variable (a mongo sink's URL variable, `smtp_host`, `sms_gateway_url`)
+/// is unset or empty is off, and the bridge says so.
 ///
 /// # Errors
-/// When a sink table is malformed or names an unknown kind.
+/// When a sink table is malformed, names an unknown kind, or a switched-on
+/// sink's settings are invalid.
 pub fn sinks_from_manifest(
     manifest: &Manifest,
     variable: impl Fn(&str) -> anyhow::Result<Option<String>>,
@@ -281,50 +325,98 @@ pub fn sinks_from_manifest(
     let mut out = Vec::new();
     for (name, table) in sinks {
         let at = format!("[application.tool.bridge.sink.{name}]");
-        let table: SinkTable = table.clone().try_into().with_context(|| at.clone())?;
-        if table.kind != "mongo" {
-            bail!("{at}: unknown kind {:?} (supported: \"mongo\")", table.kind);
-        }
-        if table.subscribe.is_empty() {
+        let kind = table
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default();
+        let (common, destination) = match kind {
+            "mongo" => {
+                let table: MongoTable = table.clone().try_into().with_context(|| at.clone())?;
+                if table.database.is_empty() || table.collection.is_empty() {
+                    bail!("{at}: database and collection must not be empty");
+                }
+                let url = variable(&table.url_variable)
+                    .with_context(|| format!("{at}: variable {}", table.url_variable))?
+                    .filter(|url| !url.trim().is_empty());
+                let common = SinkCommon {
+                    subscribe: table.subscribe,
+                    batch: table.batch,
+                    max_attempts: table.max_attempts,
+                };
+                let destination = url.map(|url| {
+                    Destination::Mongo(MongoConfig {
+                        url,
+                        database: table.database,
+                        collection: table.collection,
+                    })
+                });
+                (common, off_unless(destination, name, &table.url_variable))
+            }
+            "smtp" | "sms" => {
+                let table: NotifyTable = table.clone().try_into().with_context(|| at.clone())?;
+                let common = SinkCommon {
+                    subscribe: table.subscribe,
+                    batch: table.batch,
+                    max_attempts: table.max_attempts,
+                };
+                let destination = if kind == "smtp" {
+                    SmtpConfig::from_variables(&variable)
+                        .with_context(|| at.clone())?
+                        .map(Destination::Smtp)
+                } else {
+                    SmsConfig::from_variables(&variable)
+                        .with_context(|| at.clone())?
+                        .map(Destination::Sms)
+                };
+                let switch = if kind == "smtp" {
+                    crate::sink::smtp::SMTP_HOST
+                } else {
+                    crate::sink::sms::SMS_GATEWAY_URL
+                };
+                (common, off_unless(destination, name, switch))
+            }
+            other => {
+                bail!("{at}: unknown kind {other:?} (supported: \"mongo\", \"smtp\", \"sms\")")
+            }
+        };
+        if common.subscribe.is_empty() {
             bail!("{at}: `subscribe` lists no event types");
         }
-        if !(1..=MAX_SINK_BATCH).contains(&table.batch) {
+        if !(1..=MAX_SINK_BATCH).contains(&common.batch) {
             bail!("{at}: batch must be between 1 and {MAX_SINK_BATCH}");
         }
-        if table.database.is_empty() || table.collection.is_empty() {
-            bail!("{at}: database and collection must not be empty");
-        }
-        let patterns = table
+        let patterns = common
             .subscribe
             .iter()
             .map(|p| TypePattern::parse(p))
             .collect::<anyhow::Result<_>>()
             .with_context(|| at.clone())?;
-        let url = variable(&table.url_variable)
-            .with_context(|| format!("{at}: variable {}", table.url_variable))?
-            .filter(|url| !url.trim().is_empty());
-        let Some(url) = url else {
-            tracing::warn!(
-                sink = %name,
-                variable = %table.url_variable,
-                "sink is off: its URL variable is unset or empty"
-            );
+        let Some(destination) = destination else {
             continue;
         };
         out.push(Subscription {
             name: sink_subscription_name(name),
             patterns,
-            destination: Destination::Mongo(MongoConfig {
-                url,
-                database: table.database,
-                collection: table.collection,
-            }),
-            max_attempts: table.max_attempts.max(1),
-            batch: table.batch,
+            destination,
+            max_attempts: common.max_attempts.max(1),
+            batch: common.batch,
             tick: None,
         });
     }
     Ok(out)
+}
+
+/// `destination`, or a warning that sink `name` is off because
+/// `variable` is unset or empty.
+fn off_unless(destination: Option<Destination>, name: &str, variable: &str) -> Option<Destination> {
+    if destination.is_none() {
+        tracing::warn!(
+            sink = %name,
+            variable = %variable,
+            "sink is off: its variable is unset or empty"
+        );
+    }
+    destination
 }
 
 #[cfg(test)]
@@ -424,8 +516,7 @@ mod tests {
                 .is_empty()
         );
         let sinks = sinks_from_manifest(&manifest, |name| {
-            assert_eq!(name, "mongo_url");
-            Ok(Some("mongodb://127.0.0.1:27017".into()))
+            Ok((name == "mongo_url").then(|| "mongodb://127.0.0.1:27017".into()))
         })
         .unwrap();
         assert_eq!(sinks.len(), 1);
@@ -485,5 +576,69 @@ mod tests {
             assert!(format!("{err:#}").contains(expected), "{table}: {err:#}");
             std::fs::remove_dir_all(dir).ok();
         }
+    }
+
+    #[test]
+    fn the_project_manifest_ships_email_and_sms_sinks_switched_by_their_variables() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml");
+        let manifest = Manifest::load(&path).unwrap();
+        // The switches and the key set; everything else the manifest's defaults.
+        let vars = |name: &str| -> anyhow::Result<Option<String>> {
+            Ok(match name {
+                "smtp_host" => Some("smtp.example.com".into()),
+                "sms_gateway_url" => Some("https://sms.example.com/send".into()),
+                "message_sealing_key" => Some("k".into()),
+                _ => manifest
+                    .doc
+                    .variables
+                    .get(name)
+                    .and_then(|d| d.default.clone()),
+            })
+        };
+        let sinks = sinks_from_manifest(&manifest, vars).unwrap();
+        let email = sinks.iter().find(|s| s.name == "sink.email").unwrap();
+        assert!(
+            email.wants("notification.email_requested")
+                && !email.wants("notification.sms_requested")
+        );
+        assert_eq!((email.batch, email.max_attempts), (1, 12));
+        let Destination::Smtp(smtp) = &email.destination else {
+            panic!("{email:?}");
+        };
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.tls),
+            (
+                "smtp.example.com",
+                587,
+                crate::sink::smtp::SmtpTls::Starttls
+            )
+        );
+        assert_eq!(smtp.credentials, None);
+        assert_eq!(smtp.from, "spinmesh <no-reply@spinmesh.localhost>");
+        let sms = sinks.iter().find(|s| s.name == "sink.sms").unwrap();
+        assert!(sms.wants("notification.sms_requested"));
+        assert!(
+            matches!(&sms.destination, Destination::Sms(c) if c.url == "https://sms.example.com/send" && c.token.is_none())
+        );
+        assert_eq!(email.route(), None);
+    }
+
+    #[test]
+    fn an_email_sink_with_bad_settings_names_its_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spin.toml");
+        let manifest = Manifest::load(&path).unwrap();
+        let err = sinks_from_manifest(&manifest, |name| {
+            Ok(match name {
+                "smtp_host" => Some("smtp.example.com".into()),
+                "smtp_tls" => Some("plaintext".into()),
+                _ => None,
+            })
+        })
+        .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("[application.tool.bridge.sink.email]") && err.contains("smtp_tls"),
+            "{err}"
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! The auth component: accounts, passwords and tokens.
 //!
-//! Spin routes `/auth/...`, `/register` and `/login` here; this file maps
-//! method and path to one handler module each.
+//! Spin routes `/auth/...`, `/register`, `/login` and `/users` here; this
+//! file maps method and path to one handler module each.
 
+mod account_tokens;
 mod handlers;
+mod password_changes;
 mod passwords;
 mod refresh_tokens;
 mod session;
@@ -27,6 +29,28 @@ const ROUTES: &[Route<Handler>] = &[
     Route::new("GET", "/auth/me", handlers::me::handle),
     Route::new("PATCH", "/auth/me", handlers::update_me::handle),
     Route::new("GET", "/auth/health", handlers::health::handle),
+    Route::new("POST", "/auth/verify-email", handlers::verify_email::handle),
+    Route::new(
+        "GET",
+        "/auth/verify-email",
+        handlers::verify_email_link::handle,
+    ),
+    Route::new(
+        "POST",
+        "/auth/verify-email/resend",
+        handlers::resend_verification::handle,
+    ),
+    Route::credentials(
+        "POST",
+        "/auth/password-reset",
+        handlers::password_reset::handle,
+    ),
+    Route::credentials(
+        "POST",
+        "/auth/password-reset/confirm",
+        handlers::password_reset_confirm::handle,
+    ),
+    Route::credentials("POST", "/auth/password", handlers::change_password::handle),
     Route::new("POST", "/register", handlers::legacy_register::handle),
     Route::credentials("POST", "/login", handlers::legacy_login::handle),
     Route::new("POST", "/users", handlers::legacy_users::handle),

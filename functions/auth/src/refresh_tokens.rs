@@ -75,8 +75,9 @@ pub fn start_family(
 }
 
 /// Spends the token hashed as `presented` and stores `next` in its family,
-/// in one statement. Returns the owner, or `None` when the presented token
-/// is unknown, expired, revoked or already spent.
+/// in one statement. Returns the owner, its role and its token generation
+/// now, or `None` when the presented token is unknown, expired, revoked
+/// or already spent.
 ///
 /// # Errors
 ///
@@ -85,9 +86,10 @@ pub fn rotate(
     conn: &Connection,
     presented: &str,
     next: &RefreshToken,
-) -> Result<Option<(Uuid, Role)>, ApiError> {
+) -> Result<Option<(Uuid, Role, u64)>, ApiError> {
     let sql = Statement::new(
-        "SELECT u.id::text, u.role FROM successor JOIN users u ON u.id = successor.user_id",
+        "SELECT u.id::text, u.role, u.token_generation \
+         FROM successor JOIN users u ON u.id = successor.user_id",
     )
     .with(
         "spent AS ( \
@@ -115,7 +117,7 @@ pub fn rotate(
     let role: String = db::column(&row, 1, "role")?;
     let id = Uuid::parse_str(&id).context("users.id is not a uuid")?;
     let role = role.parse().map_err(|e: String| anyhow!(e))?;
-    Ok(Some((id, role)))
+    Ok(Some((id, role, crate::users::generation(&row, 2)?)))
 }
 
 /// If the presented token was already spent, revokes its whole family

@@ -23,24 +23,36 @@ pub struct TokenPair {
     pub expires_in: u64,
 }
 
-/// Issues a pair for a fresh login, starting a new refresh-token family.
+/// Issues a pair for a fresh login, starting a new refresh-token family;
+/// the access token carries the account's token `generation`.
 ///
 /// # Errors
 ///
 /// 500 on broken JWT variables, 503/500 on database failure.
-pub fn login(conn: &Connection, user_id: Uuid, role: Role) -> Result<TokenPair, ApiError> {
+pub fn login(
+    conn: &Connection,
+    user_id: Uuid,
+    role: Role,
+    generation: u64,
+) -> Result<TokenPair, ApiError> {
     let refresh = RefreshToken::generate()?;
     refresh_tokens::start_family(conn, user_id, &refresh)?;
-    pair(user_id, role, refresh)
+    pair(user_id, role, generation, refresh)
 }
 
-/// Signs an access token and bundles it with `refresh`.
+/// Signs an access token of token `generation` and bundles it with
+/// `refresh`.
 ///
 /// # Errors
 ///
 /// 500 on broken JWT variables.
-pub fn pair(user_id: Uuid, role: Role, refresh: RefreshToken) -> Result<TokenPair, ApiError> {
-    let access = config::token_signer()?.issue(user_id, role)?;
+pub fn pair(
+    user_id: Uuid,
+    role: Role,
+    generation: u64,
+    refresh: RefreshToken,
+) -> Result<TokenPair, ApiError> {
+    let access = config::token_signer()?.issue(user_id, role, generation)?;
     Ok(TokenPair {
         access_token: access.token,
         refresh_token: refresh.into_string(),

@@ -8,7 +8,10 @@
 //!
 //! Registration, login and profile changes are announced as events
 //! ([`USER_REGISTERED`], [`USER_LOGGED_IN`], [`USER_UPDATED`]) written in the same statement as the row change, via
-//! [`kit::outbox`].
+//! [`kit::outbox`]. A registration also issues the account's first
+//! e-mail verification token, announced as
+//! [`USER_VERIFICATION_REQUESTED`](crate::account_tokens::USER_VERIFICATION_REQUESTED)
+//! in that same statement.
 
 use anyhow::Context;
 use kit::ApiError;
@@ -17,6 +20,8 @@ use kit::domain::{Email, Role, Username};
 use kit::outbox::{self, EventSpec};
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::account_tokens::{self, Issued, Purpose};
 
 /// A user as the API shows it (never with the password hash).
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +36,8 @@ pub struct User {
     pub role: Role,
     /// RFC 3339 UTC.
     pub created_at: String,
+    /// Whether the account has proved it reads its e-mail address.
+    pub email_verified: bool,
 }
 
 /// A user with the stored password hash, for login only.
@@ -39,6 +46,9 @@ pub struct Credentials {
     pub user: User,
     /// PHC string.
     pub password_hash: String,
+    /// The account's token generation: what access tokens issued now
+    /// carry (see `kit::bearer`).
+    pub generation: u64,
 }
 
 /// The unique constraint on e-mails.
@@ -63,10 +73,13 @@ pub enum WriteError {
 /// The user columns, in the order [`from_row`] reads them.
 fn columns() -> String {
     format!(
-        "id::text, email, username, role, {}",
+        "id::text, email, username, role, {}, email_verified_at IS NOT NULL",
         kit::rfc3339!("created_at")
     )
 }
+
+/// How many columns [`columns`] lists.
+const COLUMNS: usize = 6;
 
 fn from_row(row: &[DbValue]) -> anyhow::Result<User> {
     let id: String = db::column(row, 0, "id")?;
@@ -77,7 +90,18 @@ fn from_row(row: &[DbValue]) -> anyhow::Result<User> {
         username: db::column(row, 2, "username")?,
         role: role.parse().map_err(|e: String| anyhow::anyhow!(e))?,
         created_at: db::column(row, 4, "created_at")?,
+        email_verified: db::column(row, 5, "email_verified")?,
     })
+}
+
+/// A stored generation (a non-negative `bigint`) as the claim carries it.
+///
+/// # Errors
+///
+/// When the column is absent, not a `bigint` or negative.
+pub fn generation(row: &[DbValue], index: usize) -> anyhow::Result<u64> {
+    let stored: i64 = db::column(row, index, "token_generation")?;
+    u64::try_from(stored).context("users.token_generation is negative")
 }
 
 fn first_user(rows: &[Vec<DbValue>]) -> Result<Option<User>, ApiError> {
@@ -158,7 +182,10 @@ pub const USER_LOGGED_IN: EventSpec = EventSpec {
     only_when: None,
 };
 
-/// Inserts a new user with role `user`, emitting [`USER_REGISTERED`].
+/// Inserts a new user with role `user`, emitting [`USER_REGISTERED`],
+/// and stores `verification` as its first e-mail verification token,
+/// emitting [`account_tokens::USER_VERIFICATION_REQUESTED`] with it sealed:
+/// one statement, so an account never exists without its token and event.
 ///
 /// # Errors
 ///
@@ -168,18 +195,39 @@ pub fn insert(
     email: &Email,
     username: Option<&Username>,
     password_hash: &str,
+    verification: &Issued,
 ) -> Result<User, WriteError> {
-    let sql = format!(
+    // `changed` also returns what the verification event reads
+    // (`sealed_token`, `token_expires_at`), so both events come from it.
+    let change = format!(
         "INSERT INTO users (email, username, password_hash) VALUES ($1, $2, $3) \
-         RETURNING {}, revision",
+         RETURNING {}, revision, $5::text AS sealed_token, \
+         now() + $6::text::interval AS token_expires_at",
         columns()
     );
+    let statement = outbox::wrap_each(
+        &[
+            &USER_REGISTERED,
+            &account_tokens::USER_VERIFICATION_REQUESTED,
+        ],
+        &[],
+        &change,
+    )
+    .with(format!(
+        "issued AS (INSERT INTO account_tokens (token_hash, user_id, purpose, expires_at) \
+         SELECT $4, changed.id::uuid, '{}', changed.token_expires_at FROM changed)",
+        Purpose::VerifyEmail.as_str()
+    ));
     let params = [
         ParameterValue::Str(email.as_str().to_owned()),
         text_or_null(username.map(Username::as_str)),
         ParameterValue::Str(password_hash.to_owned()),
+        ParameterValue::Str(verification.hash.clone()),
+        ParameterValue::Str(verification.sealed.clone()),
+        ParameterValue::Str(verification.lifetime.clone()),
     ];
-    let rows = outbox::query(conn, &USER_REGISTERED, &sql, &params)
+    let rows = conn
+        .rows(&statement, &params)
         .map_err(|e| write_error(e, "inserting a user"))?;
     first_user(&rows)?.ok_or_else(|| {
         WriteError::Db(ApiError::Internal(anyhow::anyhow!(
@@ -235,19 +283,38 @@ pub fn find_credentials(
         Login::Email(email) => ("email = $1", email.as_str()),
         Login::Username(name) => ("lower(username) = lower($1)", name.as_str()),
     };
+    credentials_where(conn, condition, ParameterValue::Str(value.to_owned()))
+}
+
+/// Loads a user and password hash by id (for a password change).
+///
+/// # Errors
+///
+/// 503/500 on database failure.
+pub fn find_credentials_by_id(
+    conn: &Connection,
+    id: Uuid,
+) -> Result<Option<Credentials>, ApiError> {
+    credentials_where(conn, "id = $1", ParameterValue::from(id))
+}
+
+/// The credentials of the user matching `condition` on `$1`.
+fn credentials_where(
+    conn: &Connection,
+    condition: &str,
+    value: ParameterValue,
+) -> Result<Option<Credentials>, ApiError> {
     let sql = Statement::new(format!(
-        "SELECT {}, password_hash FROM users WHERE {condition}",
+        "SELECT {}, password_hash, token_generation FROM users WHERE {condition}",
         columns()
     ));
-    let Some(row) = conn
-        .optional(&sql, &[ParameterValue::Str(value.to_owned())])
-        .doing("loading credentials")?
-    else {
+    let Some(row) = conn.optional(&sql, &[value]).doing("loading credentials")? else {
         return Ok(None);
     };
     Ok(Some(Credentials {
         user: from_row(&row)?,
-        password_hash: db::column(&row, 5, "password_hash")?,
+        password_hash: db::column(&row, COLUMNS, "password_hash")?,
+        generation: generation(&row, COLUMNS + 1)?,
     }))
 }
 

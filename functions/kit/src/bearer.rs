@@ -1,7 +1,20 @@
 //! Authenticating a request: `Authorization: Bearer <jwt>`, verified, and
-//! not on the revocation denylist.
+//! not revoked.
+//!
+//! Two kinds of revocation, both checked in the one Redis round trip an
+//! authenticated request makes anyway:
+//!
+//! - one token, by its `jti` (logout): [`revoke`];
+//! - every token of an account issued before a password change or reset:
+//!   each account has a *token generation* in Postgres, carried by its
+//!   tokens as the `gen` claim; raising it and recording the new value
+//!   under [`revoked_user_key`] ([`revoke_generations_below`]) turns away
+//!   every token of an older generation. A counter rather than a
+//!   timestamp, so a token issued in the same clock second as the change
+//!   is on the right side of it.
 
 use spin_sdk::http::Request;
+use spin_sdk::redis::RedisParameter;
 use uuid::Uuid;
 
 use crate::cache;
@@ -12,6 +25,10 @@ use crate::problem::ApiError;
 
 /// Redis key prefix of revoked access-token ids; entries expire with the token.
 pub const REVOKED_JTI_PREFIX: &str = "spinmesh:revoked:jti:";
+
+/// Redis key prefix of an account's lowest valid token generation (the
+/// value); an entry lives as long as the tokens it turns away.
+pub const REVOKED_USER_PREFIX: &str = "spinmesh:revoked:user:";
 
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +41,8 @@ pub struct AuthUser {
     pub jti: String,
     /// The token's expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// The account's token generation the token was issued under.
+    pub generation: u64,
 }
 
 impl AuthUser {
@@ -66,11 +85,15 @@ pub const VERIFIED_PREFIX: &str = "spinmesh:jwt:verified:";
 /// a forged token (say, one claiming `role: admin`) pass. (They can still
 /// delete denylist entries; keep Redis private.)
 ///
+/// The same `MGET` reads the token's own revocation and its account's
+/// lowest valid generation (see the module docs).
+///
 /// # Errors
 ///
 /// 401 for a missing, invalid, expired or revoked token; 503 when Redis is
 /// down (fail closed: a revoked token must not slip through); 500 when the
-/// JWT variables or the mark secret are missing or broken.
+/// JWT variables or the mark secret are missing or broken, or the stored
+/// generation is not a number.
 pub fn authenticate(req: &Request) -> Result<AuthUser, ApiError> {
     let header = req.header("authorization").and_then(|v| v.as_str());
     let token = bearer_token(header)?;
@@ -80,8 +103,15 @@ pub fn authenticate(req: &Request) -> Result<AuthUser, ApiError> {
     let secret = config::get(config::TOKEN_MARK_SECRET)?;
     let redis = cache::connect()?;
     let verified_key = verified_key(token);
-    let [mark, revoked] = cache::get_many(&redis, [&verified_key, &revoked_key(&claims.jti)])?;
-    if revoked.is_some() {
+    let [mark, revoked, lowest] = cache::get_many(
+        &redis,
+        [
+            &verified_key,
+            &revoked_key(&claims.jti),
+            &revoked_user_key(claims.user_id),
+        ],
+    )?;
+    if revoked.is_some() || claims.generation < lowest_generation(lowest.as_deref())? {
         return Err(ApiError::Unauthorized("the token has been revoked".into()));
     }
     let vouched = mark.is_some_and(|mark| mark_matches(secret.as_bytes(), &verified_key, &mark));
@@ -101,7 +131,27 @@ pub fn authenticate(req: &Request) -> Result<AuthUser, ApiError> {
         role: claims.role,
         jti: claims.jti,
         exp: claims.expires_at,
+        generation: claims.generation,
     })
+}
+
+/// The lowest valid generation an account's entry records (0 without one).
+///
+/// # Errors
+///
+/// 500 when the entry is not a number (fail closed).
+fn lowest_generation(stored: Option<&[u8]>) -> Result<u64, ApiError> {
+    let Some(stored) = stored else {
+        return Ok(0);
+    };
+    std::str::from_utf8(stored)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "the revoked-generation entry is not a number"
+            ))
+        })
 }
 
 /// The verification mark's key: the token's SHA-256, so only the exact
@@ -133,6 +183,7 @@ pub fn verify(verifier: &TokenVerifier, header: Option<&str>) -> Result<AuthUser
         role: verified.role,
         jti: verified.jti,
         exp: verified.expires_at,
+        generation: verified.generation,
     })
 }
 
@@ -153,6 +204,45 @@ pub fn revoke(redis: &cache::Connection, user: &AuthUser) -> Result<(), ApiError
 /// The denylist key for `jti`.
 pub fn revoked_key(jti: &str) -> String {
     format!("{REVOKED_JTI_PREFIX}{jti}")
+}
+
+/// The key recording `user_id`'s lowest valid token generation.
+pub fn revoked_user_key(user_id: Uuid) -> String {
+    format!("{REVOKED_USER_PREFIX}{user_id}")
+}
+
+/// Sets the key to `ARGV[1]` unless it already holds a higher generation:
+/// two password changes racing may reach Redis in either order, and the
+/// recorded generation must only ever rise.
+const RAISE_GENERATION: &str = "local current = tonumber(redis.call('GET', KEYS[1]) or '0') \
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end \
+return 0";
+
+/// Turns away every access token of `user_id` issued under a generation
+/// lower than `generation` (the account's new one, already committed in
+/// Postgres), for as long as such a token could still be unexpired.
+///
+/// # Errors
+///
+/// 503 when Redis is down.
+pub fn revoke_generations_below(
+    redis: &cache::Connection,
+    user_id: Uuid,
+    generation: u64,
+) -> Result<(), ApiError> {
+    // The tokens' lifetime, plus the verifier's clock leeway and a second.
+    let ttl = crate::jwt::ACCESS_TOKEN_TTL_SECS + crate::jwt::LEEWAY_SECS + 1;
+    let args = [
+        RedisParameter::Binary(RAISE_GENERATION.as_bytes().to_vec()),
+        RedisParameter::Int64(1),
+        RedisParameter::Binary(revoked_user_key(user_id).into_bytes()),
+        RedisParameter::Binary(generation.to_string().into_bytes()),
+        RedisParameter::Int64(i64::try_from(ttl).unwrap_or(i64::MAX)),
+    ];
+    redis
+        .execute("EVAL", &args)
+        .map(drop)
+        .map_err(|e| cache::classify(e, "raising a token generation"))
 }
 
 /// Extracts the token from an `Authorization` header value; the scheme is
@@ -230,6 +320,18 @@ mod tests {
     #[test]
     fn denylist_keys_are_namespaced() {
         assert_eq!(revoked_key("j1"), "spinmesh:revoked:jti:j1");
+        assert_eq!(
+            revoked_user_key(Uuid::nil()),
+            "spinmesh:revoked:user:00000000-0000-0000-0000-000000000000"
+        );
+    }
+
+    #[test]
+    fn a_missing_generation_entry_revokes_nothing_and_a_broken_one_fails_closed() {
+        assert_eq!(lowest_generation(None).unwrap(), 0);
+        assert_eq!(lowest_generation(Some(b"3")).unwrap(), 3);
+        assert_eq!(lowest_generation(Some(b"x")).unwrap_err().status(), 500);
+        assert_eq!(lowest_generation(Some(b"-1")).unwrap_err().status(), 500);
     }
 
     #[test]
@@ -239,6 +341,7 @@ mod tests {
             role: Role::User,
             jti: "j".into(),
             exp: 0,
+            generation: 0,
         };
         assert_eq!(user.require(Role::Admin).unwrap_err().status(), 403);
         assert!(user.require(Role::User).is_ok());

@@ -96,6 +96,33 @@ pub fn number(name: &'static str, default: u64) -> Result<u64, ConfigError> {
     }
 }
 
+/// A yes/no switch from `name` (`true`/`false`, also `1`/`0`, `yes`/`no`,
+/// `on`/`off`, in any case), or `default` when it is not set.
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] for any other value, or
+/// [`ConfigError::Unreadable`].
+pub fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match get(name) {
+        Ok(raw) => parse_flag(&raw).ok_or_else(|| ConfigError::Invalid {
+            name,
+            reason: format!("{raw:?} is not true or false"),
+        }),
+        Err(ConfigError::Missing(_)) => Ok(default),
+        Err(err) => Err(err),
+    }
+}
+
+/// The plain-Rust core of [`flag`].
+fn parse_flag(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 /// The verifier built from `jwt_public_key`, `jwt_issuer`, `jwt_audience`.
 ///
 /// # Errors
@@ -124,4 +151,26 @@ pub fn token_signer() -> Result<TokenSigner, ConfigError> {
             reason: e.to_string(),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_read_the_usual_spellings_and_nothing_else() {
+        for (raw, expected) in [
+            ("true", Some(true)),
+            (" TRUE ", Some(true)),
+            ("1", Some(true)),
+            ("on", Some(true)),
+            ("false", Some(false)),
+            ("No", Some(false)),
+            ("0", Some(false)),
+            ("maybe", None),
+            ("2", None),
+        ] {
+            assert_eq!(parse_flag(raw), expected, "{raw:?}");
+        }
+    }
 }

@@ -138,3 +138,31 @@ pub fn count_account_attempt(email: &str) -> Result<(), ApiError> {
     let redis = cache::connect()?;
     Quotas::count(&redis, &[(policy, subject.as_str())])?.check()
 }
+
+/// Counts an action on an account (asking for a password reset, for
+/// another verification e-mail) against a quota of its own: `quota` per
+/// rate-limit window, counted under `name` so it spends neither the
+/// login attempts nor another action's quota. `quota` 0 turns it off.
+///
+/// # Errors
+///
+/// 429 when the account's quota for the action is spent; 503 when Redis
+/// is down (closed, as for login attempts).
+pub fn count_account_action(name: &'static str, quota: u64, account: &str) -> Result<(), ApiError> {
+    if quota == 0 {
+        return Ok(());
+    }
+    let window_secs = crate::config::number(
+        crate::rate_limit::WINDOW_SECONDS,
+        crate::rate_limit::DEFAULT_WINDOW_SECONDS,
+    )?
+    .max(1);
+    let policy = Policy {
+        name,
+        quota,
+        window_secs,
+    };
+    let subject = crate::rate_limit::account_subject(account);
+    let redis = cache::connect()?;
+    Quotas::count(&redis, &[(policy, subject.as_str())])?.check()
+}

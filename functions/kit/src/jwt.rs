@@ -17,7 +17,7 @@ use crate::problem::ApiError;
 /// Lifetime of an access token: 15 minutes.
 pub const ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
 /// Clock skew tolerated on `exp`/`iat`.
-const LEEWAY_SECS: u64 = 5;
+pub const LEEWAY_SECS: u64 = 5;
 /// The only accepted `alg` header value.
 const ALGORITHM: &str = "EdDSA";
 
@@ -25,6 +25,12 @@ const ALGORITHM: &str = "EdDSA";
 #[derive(Debug, Serialize, Deserialize)]
 struct RoleClaim {
     role: String,
+    /// The account's token generation when the token was issued (see
+    /// `bearer`): a password change or reset raises the account's
+    /// generation, and every token of an older one is revoked. Tokens
+    /// issued before the claim existed lack it and count as generation 0.
+    #[serde(default, rename = "gen")]
+    generation: u64,
 }
 
 /// A key that could not be loaded from its variable.
@@ -80,6 +86,8 @@ pub struct VerifiedToken {
     pub jti: String,
     /// Expiry as seconds since the Unix epoch (`exp`).
     pub expires_at: u64,
+    /// The account's token generation at issue time (`gen`; 0 when absent).
+    pub generation: u64,
 }
 
 /// Signs access tokens; exists only in the auth service.
@@ -107,16 +115,18 @@ impl TokenSigner {
         })
     }
 
-    /// Issues a 15-minute token for `user_id` with a random `jti`.
+    /// Issues a 15-minute token for `user_id` with a random `jti`, carrying
+    /// the account's current token `generation` (`gen`).
     ///
     /// # Errors
     ///
     /// Only if signing itself fails, which indicates a bug.
-    pub fn issue(&self, user_id: Uuid, role: Role) -> anyhow::Result<AccessToken> {
+    pub fn issue(&self, user_id: Uuid, role: Role, generation: u64) -> anyhow::Result<AccessToken> {
         let jti = Uuid::new_v4().to_string();
         let claims = Claims::with_custom_claims(
             RoleClaim {
                 role: role.as_str().to_owned(),
+                generation,
             },
             Duration::from_secs(ACCESS_TOKEN_TTL_SECS),
         )
@@ -256,6 +266,7 @@ fn extract(claims: JWTClaims<RoleClaim>) -> Result<VerifiedToken, TokenError> {
         role,
         jti,
         expires_at,
+        generation: claims.custom.generation,
     })
 }
 
@@ -290,6 +301,7 @@ mod tests {
         Claims::with_custom_claims(
             RoleClaim {
                 role: "user".into(),
+                generation: 0,
             },
             Duration::from_secs(ttl_secs),
         )
@@ -303,28 +315,29 @@ mod tests {
     fn issued_tokens_verify_with_the_public_key() {
         let signer = signer();
         let user = Uuid::new_v4();
-        let issued = signer.issue(user, Role::Admin).unwrap();
+        let issued = signer.issue(user, Role::Admin, 7).unwrap();
         let verified = verifier_for(&signer, "spinmesh", "spinmesh")
             .verify(&issued.token)
             .unwrap();
         assert_eq!(verified.user_id, user);
         assert_eq!(verified.role, Role::Admin);
         assert_eq!(verified.jti, issued.jti);
+        assert_eq!(verified.generation, 7);
         assert_eq!(issued.expires_in, 900);
     }
 
     #[test]
     fn every_token_gets_a_fresh_jti() {
         let signer = signer();
-        let a = signer.issue(Uuid::new_v4(), Role::User).unwrap();
-        let b = signer.issue(Uuid::new_v4(), Role::User).unwrap();
+        let a = signer.issue(Uuid::new_v4(), Role::User, 0).unwrap();
+        let b = signer.issue(Uuid::new_v4(), Role::User, 0).unwrap();
         assert_ne!(a.jti, b.jti);
     }
 
     #[test]
     fn tokens_for_another_issuer_or_audience_are_refused() {
         let signer = signer();
-        let token = signer.issue(Uuid::new_v4(), Role::User).unwrap().token;
+        let token = signer.issue(Uuid::new_v4(), Role::User, 0).unwrap().token;
         assert!(
             verifier_for(&signer, "other", "spinmesh")
                 .verify(&token)
@@ -339,14 +352,14 @@ mod tests {
 
     #[test]
     fn tokens_signed_by_another_key_are_refused() {
-        let token = signer().issue(Uuid::new_v4(), Role::User).unwrap().token;
+        let token = signer().issue(Uuid::new_v4(), Role::User, 0).unwrap().token;
         assert!(signer().verifier().verify(&token).is_err());
     }
 
     #[test]
     fn tampered_tokens_are_refused() {
         let signer = signer();
-        let token = signer.issue(Uuid::new_v4(), Role::User).unwrap().token;
+        let token = signer.issue(Uuid::new_v4(), Role::User, 0).unwrap().token;
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         let payload = URL_SAFE_NO_PAD.decode(&parts[1]).unwrap();
         let forged = String::from_utf8(payload)
@@ -409,6 +422,21 @@ mod tests {
     }
 
     #[test]
+    fn tokens_without_a_generation_count_as_generation_0() {
+        let signer = signer();
+        let older = Claims::with_custom_claims(
+            serde_json::json!({"role": "user"}),
+            Duration::from_secs(60),
+        )
+        .with_issuer("spinmesh")
+        .with_audience("spinmesh")
+        .with_subject(Uuid::new_v4())
+        .with_jwt_id("jti-2");
+        let token = signer.key.sign(older).unwrap();
+        assert_eq!(signer.verifier().verify(&token).unwrap().generation, 0);
+    }
+
+    #[test]
     fn garbage_is_malformed() {
         for junk in ["", "abc", "a.b.c", "..", "🦀.🦀.🦀"] {
             assert!(signer().verifier().verify(junk).is_err(), "{junk:?}");
@@ -426,7 +454,7 @@ mod tests {
     fn inspect_agrees_with_verify_on_claims_but_skips_the_signature() {
         let signer = signer();
         let verifier = signer.verifier();
-        let issued = signer.issue(Uuid::new_v4(), Role::User).unwrap();
+        let issued = signer.issue(Uuid::new_v4(), Role::User, 0).unwrap();
         assert_eq!(
             verifier.inspect(&issued.token).unwrap(),
             verifier.verify(&issued.token).unwrap()
@@ -439,7 +467,7 @@ mod tests {
     }
 
     fn signer_with_same_claims() -> String {
-        signer().issue(Uuid::new_v4(), Role::User).unwrap().token
+        signer().issue(Uuid::new_v4(), Role::User, 0).unwrap().token
     }
 
     #[test]
@@ -454,7 +482,7 @@ mod tests {
             signer.verifier().inspect(&expired),
             Err(TokenError::Expired)
         ));
-        let other_aud = signer.issue(Uuid::new_v4(), Role::User).unwrap().token;
+        let other_aud = signer.issue(Uuid::new_v4(), Role::User, 0).unwrap().token;
         assert!(
             verifier_for(&signer, "spinmesh", "other")
                 .inspect(&other_aud)

@@ -45,6 +45,18 @@ pub enum ApiError {
     /// 403: authenticated, but not allowed to do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// 403 with its own problem type: the caller may not do this until
+    /// something changes, for a reason clients switch on
+    /// (`email-not-verified`).
+    #[error("{slug}: {detail}")]
+    Denied {
+        /// The last segment of the problem `type` URI.
+        slug: &'static str,
+        /// Its fixed title.
+        title: &'static str,
+        /// This occurrence.
+        detail: String,
+    },
     /// 404: no such resource or route.
     #[error("not found: {0}")]
     NotFound(String),
@@ -67,6 +79,17 @@ pub enum ApiError {
         /// Its fixed title.
         title: &'static str,
         /// This occurrence, e.g. naming the product.
+        detail: String,
+    },
+    /// 410 with its own problem type: what the request names existed but
+    /// is spent for good (`token-used`, `token-expired`).
+    #[error("{slug}: {detail}")]
+    Gone {
+        /// The last segment of the problem `type` URI.
+        slug: &'static str,
+        /// Its fixed title.
+        title: &'static str,
+        /// This occurrence.
         detail: String,
     },
     /// 413: the body exceeds the size limit.
@@ -137,10 +160,11 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
-            Self::Forbidden(_) => 403,
+            Self::Forbidden(_) | Self::Denied { .. } => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::Conflict(_) | Self::Refused { .. } => 409,
+            Self::Gone { .. } => 410,
             Self::PayloadTooLarge { .. } => 413,
             Self::Validation(_) => 422,
             Self::TooManyRequests { .. } => 429,
@@ -159,7 +183,9 @@ impl ApiError {
             Self::NotFound(_) => ("not-found", "Not found"),
             Self::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             Self::Conflict(_) => ("conflict", "Conflict"),
-            Self::Refused { slug, title, .. } => (slug, title),
+            Self::Refused { slug, title, .. }
+            | Self::Denied { slug, title, .. }
+            | Self::Gone { slug, title, .. } => (slug, title),
             Self::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
             Self::Validation(_) => ("validation", "Validation failed"),
             Self::TooManyRequests { .. } => ("rate-limited", "Too many requests"),
@@ -179,7 +205,9 @@ impl ApiError {
             | Self::NotFound(d)
             | Self::Conflict(d)
             | Self::BadGateway(d)
-            | Self::Refused { detail: d, .. } => d.clone(),
+            | Self::Refused { detail: d, .. }
+            | Self::Denied { detail: d, .. }
+            | Self::Gone { detail: d, .. } => d.clone(),
             Self::MethodNotAllowed { allow } => {
                 format!("this resource only accepts {}", allow.join(", "))
             }
@@ -269,6 +297,30 @@ mod tests {
         let body = serde_json::to_string(&err.problem()).unwrap();
         assert!(!body.contains("hunter2"), "{body}");
         assert_eq!(err.status(), 500);
+    }
+
+    #[test]
+    fn denied_and_gone_carry_their_own_problem_types() {
+        let denied = ApiError::Denied {
+            slug: "email-not-verified",
+            title: "E-mail address not verified",
+            detail: "verify first".into(),
+        };
+        let body = serde_json::to_value(denied.problem()).unwrap();
+        assert_eq!(body["status"], 403);
+        assert_eq!(
+            body["type"],
+            "https://spinmesh.dev/problems/email-not-verified"
+        );
+        let gone = ApiError::Gone {
+            slug: "token-used",
+            title: "Token already used",
+            detail: "used".into(),
+        };
+        let body = serde_json::to_value(gone.problem()).unwrap();
+        assert_eq!(body["status"], 410);
+        assert_eq!(body["type"], "https://spinmesh.dev/problems/token-used");
+        assert_eq!(body["detail"], "used");
     }
 
     #[test]

@@ -1,4 +1,9 @@
 //! The ways a notification reaches its user.
+//!
+//! `log` and `webhook` are delivered by the function itself, at once.
+//! `email` and `sms` are delivered by the bridge's sinks (Spin functions
+//! cannot speak SMTP), or to the log when no sink is configured (see
+//! [`crate::outbound`]).
 
 use std::fmt;
 
@@ -14,10 +19,14 @@ pub enum Channel {
     Log,
     /// A JSON `POST` to the `notification_webhook_url` variable.
     Webhook,
+    /// An email, through the bridge's SMTP sink.
+    Email,
+    /// A text message, through the bridge's SMS gateway sink.
+    Sms,
 }
 
 impl Channel {
-    /// Parses `log` or `webhook`.
+    /// Parses `log`, `webhook`, `email` or `sms`.
     ///
     /// # Errors
     ///
@@ -26,7 +35,9 @@ impl Channel {
         match raw {
             "log" => Ok(Self::Log),
             "webhook" => Ok(Self::Webhook),
-            _ => Err("channel must be \"log\" or \"webhook\""),
+            "email" => Ok(Self::Email),
+            "sms" => Ok(Self::Sms),
+            _ => Err("channel must be \"log\", \"webhook\", \"email\" or \"sms\""),
         }
     }
 
@@ -35,6 +46,8 @@ impl Channel {
         match self {
             Self::Log => "log",
             Self::Webhook => "webhook",
+            Self::Email => "email",
+            Self::Sms => "sms",
         }
     }
 }
@@ -58,7 +71,8 @@ pub fn log(user_id: &str, message: &str) {
     eprintln!("notification to user {user_id}: {message}");
 }
 
-/// Sends `message` for `user_id` over `channel`.
+/// Sends `message` for `user_id` over `channel`, which must be `log` or
+/// `webhook` (the others go through [`crate::outbound`]).
 ///
 /// # Errors
 ///
@@ -66,11 +80,11 @@ pub fn log(user_id: &str, message: &str) {
 /// stored with the failed notification, never shown to the caller.
 pub async fn send(channel: Channel, user_id: &str, message: &str) -> Result<(), String> {
     match channel {
-        Channel::Log => {
+        Channel::Webhook => post_webhook(user_id, message).await,
+        Channel::Log | Channel::Email | Channel::Sms => {
             log(user_id, message);
             Ok(())
         }
-        Channel::Webhook => post_webhook(user_id, message).await,
     }
 }
 

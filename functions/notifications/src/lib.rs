@@ -1,14 +1,23 @@
-//! The notifications component: messages to users over the log or a
-//! webhook.
+//! The notifications component: messages to users over the log, a
+//! webhook, email and SMS, and the emails of an account's life
+//! (verification, password reset, password changed).
 //!
 //! Spin routes `/notify` and `/notifications/...` here; this file maps
 //! method and path to one handler module each. Notifications are sent on
 //! request (`POST /notify`) or in reaction to events the bridge delivers
-//! (`POST /notifications/events`, signed CloudEvents).
+//! (`POST /notifications/events`, signed CloudEvents). Email and SMS leave
+//! through the bridge's sinks ([`outbound`]), which report back.
 
+mod account;
 mod channel;
 mod handlers;
+mod notices;
+mod outbound;
+mod phone;
+mod recipients;
+mod reports;
 mod store;
+mod templates;
 
 use kit::gate;
 use kit::router::Route;

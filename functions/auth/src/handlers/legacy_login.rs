@@ -13,10 +13,11 @@ use crate::handlers::login;
 ///
 /// # Errors
 ///
-/// 401 on bad credentials, 422 on a malformed attempt.
+/// 401 on bad credentials, 403 for an unverified account when
+/// verification is required, 422 on a malformed attempt.
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let attempt = login::parse(req)?;
     let conn = db::connect()?;
-    let user = login::check(&conn, &attempt)?;
-    legacy_register::respond_with_token(user.id, user.role)
+    let account = login::check(&conn, &attempt)?;
+    legacy_register::respond_with_token(account.user.id, account.user.role, account.generation)
 }

@@ -3,12 +3,16 @@
 //! Same validation as `/auth/register`, but answers like the original
 //! FastAPI service: 200 with `{access_token, token_type: "bearer"}` (plus
 //! `token`, the same token, for Express clients), and a
-//! duplicate e-mail is a 400.
+//! duplicate e-mail is a 400. When `email_verification_required` is on,
+//! no token is handed to the new, unverified account: the account is
+//! created (its verification e-mail on its way) and the answer is the
+//! login's 403 `email-not-verified`.
 
 use kit::{ApiError, config, json};
 use serde::Serialize;
 use spin_sdk::http::{Request, Response};
 
+use crate::handlers::login;
 use crate::handlers::register::{self, RegisterError};
 
 /// The seed service's token response.
@@ -23,7 +27,8 @@ struct LegacyToken {
     token: String,
 }
 
-/// Issues an access token for `user` and answers 200 in the seed shape.
+/// Issues an access token for `user` (of token `generation`) and answers
+/// 200 in the seed shape.
 ///
 /// # Errors
 ///
@@ -31,8 +36,9 @@ struct LegacyToken {
 pub fn respond_with_token(
     user_id: uuid::Uuid,
     role: kit::domain::Role,
+    generation: u64,
 ) -> Result<Response, ApiError> {
-    let access = config::token_signer()?.issue(user_id, role)?;
+    let access = config::token_signer()?.issue(user_id, role, generation)?;
     json::respond(
         200,
         &LegacyToken {
@@ -47,12 +53,15 @@ pub fn respond_with_token(
 ///
 /// # Errors
 ///
-/// 400 on a duplicate, 422 on invalid fields.
+/// 400 on a duplicate, 422 on invalid fields, 403 when verified addresses
+/// are required.
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let new_user = register::parse(req)?;
     let user = register::create(&new_user).map_err(|err| match err {
         RegisterError::Taken(taken) => ApiError::BadRequest(taken.to_string()),
         RegisterError::Api(api) => api,
     })?;
-    respond_with_token(user.id, user.role)
+    login::require_verified(&user)?;
+    // A new account is at generation 0.
+    respond_with_token(user.id, user.role, 0)
 }

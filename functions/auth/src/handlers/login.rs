@@ -1,13 +1,17 @@
 //! `POST /auth/login`: exchange credentials for a token pair.
 
 use kit::domain::{Email, Username};
-use kit::{ApiError, db, gate, json};
+use kit::{ApiError, config, db, gate, json};
 use serde::Deserialize;
 use spin_sdk::http::{Request, Response};
 
 use crate::passwords;
 use crate::session;
-use crate::users::{self, Login, User};
+use crate::users::{self, Credentials, Login, User};
+
+/// Whether an account must have verified its e-mail address to log in
+/// (`true`/`false`; default `false`).
+pub const EMAIL_VERIFICATION_REQUIRED: &str = "email_verification_required";
 
 /// Longest password worth hashing; anything longer cannot be stored.
 const MAX_PASSWORD_BYTES: usize = 4 * 1024;
@@ -80,13 +84,15 @@ pub fn parse(req: &Request) -> Result<Attempt, ApiError> {
 /// is judged). An unknown account and a wrong password give the
 /// same 401 after the same amount of hashing work. A success is recorded
 /// (with its `user.logged_in` event) before it is returned, so every login
-/// route emits the event.
+/// route emits the event. With `email_verification_required` on, an
+/// unverified account is refused (after its password checked out, so
+/// only its owner learns that).
 ///
 /// # Errors
 ///
-/// 401 on bad credentials; 429 when the account's attempts are spent;
-/// 503/500 on database or Redis failure.
-pub fn check(conn: &db::Connection, attempt: &Attempt) -> Result<User, ApiError> {
+/// 401 on bad credentials; 403 `email-not-verified`; 429 when the
+/// account's attempts are spent; 503/500 on database or Redis failure.
+pub fn check(conn: &db::Connection, attempt: &Attempt) -> Result<Credentials, ApiError> {
     let login = match &attempt.identifier {
         Identifier::Email(email) => Login::Email(email),
         Identifier::Username(name) => Login::Username(name),
@@ -102,23 +108,49 @@ pub fn check(conn: &db::Connection, attempt: &Attempt) -> Result<User, ApiError>
         return Err(rejected());
     };
     if passwords::verify(&attempt.password, &credentials.password_hash)? {
+        require_verified(&credentials.user)?;
         users::record_login(conn, credentials.user.id)?;
-        Ok(credentials.user)
+        Ok(credentials)
     } else {
         Err(rejected())
     }
+}
+
+/// Refuses an unverified account when the deployment requires verified
+/// addresses.
+///
+/// # Errors
+///
+/// 403 `email-not-verified`; 500 when the variable is not a boolean.
+pub fn require_verified(user: &User) -> Result<(), ApiError> {
+    if user.email_verified || !config::flag(EMAIL_VERIFICATION_REQUIRED, false)? {
+        return Ok(());
+    }
+    Err(ApiError::Denied {
+        slug: "email-not-verified",
+        title: "E-mail address not verified",
+        detail: "verify your e-mail address first: follow the link in the verification \
+                 e-mail, or ask for a new one with POST /auth/verify-email/resend"
+            .to_owned(),
+    })
 }
 
 /// Handles the request: 200 with a token pair.
 ///
 /// # Errors
 ///
-/// 401 on bad credentials, 422 on a malformed attempt.
+/// 401 on bad credentials, 403 for an unverified account when
+/// verification is required, 422 on a malformed attempt.
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let attempt = parse(req)?;
     let conn = db::connect()?;
-    let user = check(&conn, &attempt)?;
-    let pair = session::login(&conn, user.id, user.role)?;
+    let account = check(&conn, &attempt)?;
+    let pair = session::login(
+        &conn,
+        account.user.id,
+        account.user.role,
+        account.generation,
+    )?;
     json::respond(200, &pair)
 }
 

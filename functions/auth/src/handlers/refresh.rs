@@ -31,7 +31,9 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let conn = db::connect()?;
     let next = RefreshToken::generate()?;
     match refresh_tokens::rotate(&conn, presented, &next)? {
-        Some((user_id, role)) => json::respond(200, &session::pair(user_id, role, next)?),
+        Some((user_id, role, generation)) => {
+            json::respond(200, &session::pair(user_id, role, generation, next)?)
+        }
         None => {
             if refresh_tokens::revoke_family_if_reused(&conn, presented)? {
                 eprintln!("refresh token reuse detected; family revoked");

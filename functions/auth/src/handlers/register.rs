@@ -5,6 +5,7 @@ use kit::{ApiError, FieldError, db, json};
 use serde::Deserialize;
 use spin_sdk::http::{Request, Response};
 
+use crate::account_tokens::{Issued, Purpose};
 use crate::passwords;
 use crate::users::{self, User, WriteError};
 
@@ -98,7 +99,9 @@ pub fn parse(req: &Request) -> Result<NewUser, ApiError> {
     json::parse::<RegisterBody>(req)?.try_into()
 }
 
-/// Stores `new_user` with a hashed password.
+/// Stores `new_user` with a hashed password and its first e-mail
+/// verification token (announced, sealed, in `user.verification_requested`;
+/// every register route comes through here).
 ///
 /// # Errors
 ///
@@ -106,12 +109,18 @@ pub fn parse(req: &Request) -> Result<NewUser, ApiError> {
 pub fn create(new_user: &NewUser) -> Result<User, RegisterError> {
     let conn = db::connect()?;
     let hash = passwords::hash(&new_user.password).map_err(ApiError::Internal)?;
-    users::insert(&conn, &new_user.email, new_user.username.as_ref(), &hash).map_err(
-        |err| match err {
-            WriteError::Db(api) => RegisterError::Api(api),
-            taken => RegisterError::Taken(taken),
-        },
+    let verification = Issued::new(Purpose::VerifyEmail)?;
+    users::insert(
+        &conn,
+        &new_user.email,
+        new_user.username.as_ref(),
+        &hash,
+        &verification,
     )
+    .map_err(|err| match err {
+        WriteError::Db(api) => RegisterError::Api(api),
+        taken => RegisterError::Taken(taken),
+    })
 }
 
 /// Handles the request: 201 with the new user.

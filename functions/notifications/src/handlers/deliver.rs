@@ -1,208 +1,144 @@
 //! `POST /notifications/events`: events the bridge delivers.
 //!
-//! `user.registered` stores (and logs) a welcome notification for
-//! `data.user_id`; `order.paid`, `order.payment_failed` and
-//! `order.cancelled` tell the buyer (`data.user_id`) what became of the
-//! order. Each is stored once per event id (consumer `notifications`); the
-//! claim and the insert are one statement. Other types are acknowledged
-//! and ignored.
+//! - `user.registered`, `order.paid`, `order.payment_failed`,
+//!   `order.cancelled`: a notice in the log ([`crate::notices`]).
+//! - `user.verification_requested`, `user.password_reset_requested`,
+//!   `user.password_changed`: an email ([`crate::account`]), queued for
+//!   the SMTP sink or delivered to the log ([`crate::outbound`]).
+//! - `notification.delivered`, `notification.delivery_failed`: a sink's
+//!   report, which settles a queued notification ([`crate::reports`]).
+//! - Every auth event with an address keeps the recipients projection
+//!   current ([`crate::recipients`]).
+//!
+//! Notices and emails are stored once per event id (consumer
+//! `notifications`): the claim and the insert are one statement. Other
+//! types are acknowledged and ignored.
 
+use kit::ApiError;
 use kit::cloudevent::{self, CloudEvent};
-use kit::idempotency::Tally;
-use kit::{ApiError, FieldError, db};
+use kit::db::{self, Connection};
+use kit::idempotency::{Claim, Tally};
 use spin_sdk::http::{Request, Response};
+use uuid::Uuid;
 
-use crate::channel;
-use crate::store;
+use crate::account::{self, AccountEmail};
+use crate::channel::{self, Channel};
+use crate::notices::{self, Notice};
+use crate::outbound::{self, Outbound, Way};
+use crate::recipients;
+use crate::reports::{self, Report};
+use crate::store::{self, Record, Status};
 
 /// This consumer's name in `processed_events`.
 pub const CONSUMER: &str = "notifications";
 
-/// A notice for a user, made from an event.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Notice {
-    /// The recipient.
-    pub user_id: String,
-    /// The text.
-    pub message: String,
+/// What one event asks of this consumer.
+enum Effect {
+    Notice(Notice),
+    Email(Box<AccountEmail>),
+    Report(Report),
 }
 
-/// The notice an order event means for its buyer: `None` for types this
-/// consumer does not act on.
+/// The effect `event` asks for, if any.
 ///
 /// # Errors
 ///
-/// 422 when the data lacks `user_id` or `order_id`.
-pub fn order_notice(event: &CloudEvent) -> Result<Option<Notice>, ApiError> {
-    let text = match event.kind.as_str() {
-        "order.paid" => "has been paid. Thank you!",
-        "order.payment_failed" => "could not be paid",
-        "order.cancelled" => "has been cancelled",
-        _ => return Ok(None),
-    };
-    let user_id = event.data_text("user_id");
-    let order_id = event.data_text("order_id");
-    let (Some(user_id), Some(order_id)) = (user_id, order_id) else {
-        return Err(ApiError::invalid(
-            "data",
-            "data.user_id and data.order_id are required",
-        ));
-    };
-    let why = match (event.kind.as_str(), event.data_text("reason")) {
-        ("order.paid", _) | (_, None) => String::new(),
-        (_, Some(reason)) => format!(" ({reason})"),
-    };
-    Ok(Some(Notice {
-        user_id,
-        message: format!("Your order {order_id} {text}{why}"),
-    }))
-}
-
-impl TryFrom<&CloudEvent> for Notice {
-    type Error = ApiError;
-
-    /// Reads `user.registered` data (version 1: `user_id`, `email`).
-    fn try_from(event: &CloudEvent) -> Result<Self, Self::Error> {
-        let mut errors = Vec::new();
-        let user_id = event.data_text("user_id");
-        if user_id.is_none() {
-            errors.push(FieldError::new("user_id", "data.user_id is required"));
-        }
-        let email = event.data_text("email");
-        if email.is_none() {
-            errors.push(FieldError::new("email", "data.email is required"));
-        }
-        match (user_id, email) {
-            (Some(user_id), Some(email)) => Ok(Self {
-                user_id,
-                message: format!("Welcome, {email}!"),
-            }),
-            _ => Err(ApiError::Validation(errors)),
-        }
+/// 422 when the event lacks what its effect needs.
+fn effect_of(event: &CloudEvent) -> Result<Option<Effect>, ApiError> {
+    if let Some(notice) = notices::notice(event)? {
+        return Ok(Some(Effect::Notice(notice)));
     }
-}
-
-/// The notice an event means; `None` for types this consumer does not
-/// act on.
-///
-/// # Errors
-///
-/// 422 when the event lacks what its notice needs.
-fn notice(event: &CloudEvent) -> Result<Option<Notice>, ApiError> {
-    if event.kind == "user.registered" {
-        Notice::try_from(event).map(Some)
-    } else {
-        order_notice(event)
+    if let Some(email) = account::email_for(event)? {
+        return Ok(Some(Effect::Email(Box::new(email))));
     }
+    Ok(reports::report_of(event)?.map(Effect::Report))
 }
 
 /// Handles the delivery: 200 `{"status":"processed"|"duplicate"|"ignored"}`
 /// for one event, `{"status":"processed","events":n,"recorded":k}` for a
-/// batch (stored in one statement).
+/// batch.
 ///
 /// # Errors
 ///
 /// 401 on a bad signature, 400 on bad attributes, 422 on an event without
-/// what its notice needs (a batch holding one is refused whole, so the
+/// what its effect needs (a batch holding one is refused whole, so the
 /// bridge delivers its events one by one), 503/500 on database failure
-/// (the bridge retries).
+/// (the bridge retries; what was applied stays applied, once).
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let events = cloudevent::receive_all(req)?;
-    let mut notices = Vec::with_capacity(events.len());
+    let mut notices = Vec::new();
+    let mut effects = Vec::new();
+    let mut sightings = Vec::new();
+    let mut only_sighted = 0;
+    let mut ignored = 0;
     for event in &events {
-        if let Some(notice) = notice(event)? {
-            notices.push((event.id, notice));
+        let sighting = recipients::sighting(event);
+        match effect_of(event)? {
+            Some(Effect::Notice(notice)) => notices.push((event.id, notice)),
+            Some(effect) => effects.push((event.id, effect)),
+            None if sighting.is_some() => only_sighted += 1,
+            None => ignored += 1,
         }
+        sightings.extend(sighting);
     }
     let mut tally = Tally {
         events: events.len(),
-        ignored: events.len() - notices.len(),
-        applied: 0,
+        ignored,
+        applied: only_sighted,
     };
-    if notices.is_empty() {
+    if tally.ignored == events.len() {
         return tally.respond();
     }
     let conn = db::connect()?;
+    recipients::remember(&conn, &sightings)?;
     let stored = store::insert_all_once(&conn, CONSUMER, &notices)?;
     for notification in &stored {
         channel::log(&notification.user_id, &notification.message);
     }
-    tally.applied = stored.len();
+    tally.applied += stored.len();
+    for (event_id, effect) in effects {
+        let applied = match effect {
+            Effect::Email(email) => send_once(&conn, event_id, *email)?,
+            Effect::Report(report) => reports::apply(&conn, &report)?,
+            Effect::Notice(_) => false,
+        };
+        tally.applied += usize::from(applied);
+    }
     tally.respond()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn registered(data: serde_json::Value) -> CloudEvent {
-        CloudEvent {
-            id: uuid::Uuid::nil(),
-            kind: "user.registered".into(),
-            source: "/auth".into(),
-            subject: None,
-            time: None,
-            data,
-        }
+/// Stores an account email once for `event_id`, queued for the SMTP sink
+/// or delivered to the log; `true` if stored now. What is stored is the
+/// subject: the email's link and token live only in the sealed request
+/// event (or the log line).
+///
+/// # Errors
+///
+/// 503/500 on database failure, 500 on a missing sealing key.
+fn send_once(conn: &Connection, event_id: Uuid, email: AccountEmail) -> Result<bool, ApiError> {
+    let way = outbound::way(Channel::Email)?;
+    let record = Record {
+        user_id: &email.user_id,
+        channel: Channel::Email,
+        recipient: Some(&email.message.to),
+        kind: email.template.kind(),
+        message: &email.message.subject,
+    };
+    let message = Outbound::Email(email.message.clone());
+    let status = match &way {
+        Way::Sink { sealing_key } => Status::Queued {
+            request_type: message.request_type(),
+            sealed: message.sealed(sealing_key)?,
+        },
+        Way::Log { .. } => Status::Sent,
+    };
+    let claim = Claim {
+        consumer: CONSUMER,
+        event_id,
+    };
+    let stored = store::insert_once(conn, claim, &record, &status)?;
+    if let (Some(notification), Way::Log { why }) = (&stored, &way) {
+        outbound::log(&notification.id, &notification.user_id, why, &message);
     }
-
-    #[test]
-    fn a_registration_becomes_a_welcome() {
-        let event = registered(json!({"version": 1, "user_id": "u1", "email": "a@b.co"}));
-        let welcome = Notice::try_from(&event).unwrap();
-        assert_eq!(welcome.user_id, "u1");
-        assert_eq!(welcome.message, "Welcome, a@b.co!");
-    }
-
-    #[test]
-    fn order_events_become_notices_for_the_buyer() {
-        let event = |kind: &str, data| CloudEvent {
-            kind: kind.into(),
-            ..registered(data)
-        };
-        let paid = order_notice(&event(
-            "order.paid",
-            json!({"user_id": "u1", "order_id": "o1"}),
-        ))
-        .unwrap()
-        .unwrap();
-        assert_eq!(paid.user_id, "u1");
-        assert_eq!(paid.message, "Your order o1 has been paid. Thank you!");
-        let failed = order_notice(&event(
-            "order.payment_failed",
-            json!({"user_id": "u1", "order_id": "o1", "reason": "card_declined"}),
-        ))
-        .unwrap()
-        .unwrap();
-        assert!(
-            failed
-                .message
-                .ends_with("could not be paid (card_declined)"),
-            "{failed:?}"
-        );
-        assert!(
-            order_notice(&event("order.created", json!({})))
-                .unwrap()
-                .is_none()
-        );
-        assert_eq!(
-            order_notice(&event("order.cancelled", json!({"user_id": "u1"})))
-                .unwrap_err()
-                .status(),
-            422
-        );
-    }
-
-    #[test]
-    fn a_registration_without_user_or_email_is_422() {
-        for data in [
-            json!({"email": "a@b.co"}),
-            json!({"user_id": "u"}),
-            json!(null),
-        ] {
-            let err = Notice::try_from(&registered(data.clone())).unwrap_err();
-            assert_eq!(err.status(), 422, "{data}");
-        }
-    }
+    Ok(stored.is_some())
 }
