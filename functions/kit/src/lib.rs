@@ -29,6 +29,7 @@ pub mod db;
 pub mod digest;
 pub mod domain;
 pub mod gate;
+pub mod html;
 pub mod idempotency;
 pub mod json;
 pub mod jwt;

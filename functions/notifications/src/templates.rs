@@ -82,7 +82,7 @@ pub fn render(template: Template, values: &[(&str, &str)]) -> Rendered {
     Rendered {
         subject,
         text: body.to_owned(),
-        html: fill(html, values, escape_html),
+        html: fill(html, values, kit::html::escape),
     }
 }
 
@@ -107,22 +107,6 @@ fn fill(source: &str, values: &[(&str, &str)], escape: impl Fn(&str) -> String) 
         rest = &after[end + 2..];
     }
     out.push_str(rest);
-    out
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape_html(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
     out
 }
 

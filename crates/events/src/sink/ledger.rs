@@ -46,6 +46,7 @@ use uuid::Uuid;
 use crate::dispatch::DeadLetter;
 use crate::event::OutboxEvent;
 use crate::outbox::LazyClient;
+use crate::outcome::{Attempt, DeliveryOutcome};
 use spinmesh_config::database::Database;
 
 /// The report of a sent notification.
@@ -92,6 +93,33 @@ impl<T: DeserializeOwned> Request<T> {
     }
 }
 
+/// What a sink does with a request event: send it, or settle it without
+/// sending.
+pub enum Claim<T> {
+    /// Not sent yet: send it, then [`Ledger::record_sent`].
+    Send(Request<T>),
+    /// Sent already (delivered), never sendable (refused: it does not
+    /// open), or unknown for now (failed: the ledger cannot be read).
+    Settled(Attempt),
+}
+
+/// Hands `events` to `one` in order and stops at the first that is not
+/// delivered: the ones before it are in the ledger, so the retry skips
+/// them.
+pub async fn in_order<'a, F, Fut>(events: &'a [OutboxEvent], mut one: F) -> Attempt
+where
+    F: FnMut(&'a OutboxEvent) -> Fut,
+    Fut: Future<Output = Attempt>,
+{
+    for event in events {
+        let attempt = one(event).await;
+        if attempt.outcome() != DeliveryOutcome::Delivered {
+            return attempt;
+        }
+    }
+    Attempt::delivered()
+}
+
 /// One sink's record in `sink_deliveries`, and its reports.
 pub struct Ledger {
     sink: String,
@@ -109,6 +137,19 @@ impl Ledger {
             channel,
             sealing_key: sealing_key.to_owned(),
             client: Mutex::new(LazyClient::new(database.clone())),
+        }
+    }
+
+    /// Opens `event` and looks it up: what to do with it.
+    pub async fn claim<T: DeserializeOwned>(&self, event: &OutboxEvent) -> Claim<T> {
+        let request = match Request::open(event, &self.sealing_key) {
+            Ok(request) => request,
+            Err(err) => return Claim::Settled(Attempt::refused(format!("{err:#}"))),
+        };
+        match self.already_sent(event.id).await {
+            Ok(false) => Claim::Send(request),
+            Ok(true) => Claim::Settled(Attempt::delivered()),
+            Err(err) => Claim::Settled(Attempt::failed(format!("{err:#}"))),
         }
     }
 

@@ -28,11 +28,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::ledger::{Ledger, Request};
+use super::ledger::{self, Claim, Ledger};
 use super::{Sink, is_loopback};
 use crate::dispatch::DeadLetter;
 use crate::event::OutboxEvent;
-use crate::outcome::{Attempt, DeliveryOutcome, parse_retry_after};
+use crate::outcome::{Attempt, parse_retry_after};
 use spinmesh_config::database::Database;
 use spinmesh_config::redact::redact;
 
@@ -151,26 +151,11 @@ impl SmsSink {
         })
     }
 
-    async fn deliver_all(&self, events: &[OutboxEvent]) -> Attempt {
-        for event in events {
-            let attempt = self.deliver_one(event).await;
-            if attempt.outcome() != DeliveryOutcome::Delivered {
-                return attempt;
-            }
-        }
-        Attempt::delivered()
-    }
-
     async fn deliver_one(&self, event: &OutboxEvent) -> Attempt {
-        let request = match Request::<SmsMessage>::open(event, &self.config.sealing_key) {
-            Ok(request) => request,
-            Err(err) => return Attempt::refused(format!("{err:#}")),
+        let request = match self.ledger.claim::<SmsMessage>(event).await {
+            Claim::Send(request) => request,
+            Claim::Settled(attempt) => return attempt,
         };
-        match self.ledger.already_sent(event.id).await {
-            Ok(true) => return Attempt::delivered(),
-            Ok(false) => {}
-            Err(err) => return Attempt::failed(format!("{err:#}")),
-        }
         let reference = request.notification_id.to_string();
         let body = GatewayBody {
             to: &request.message.to,
@@ -212,7 +197,7 @@ impl SmsSink {
 
 impl Sink for SmsSink {
     fn deliver<'a>(&'a self, events: &'a [OutboxEvent]) -> BoxFuture<'a, Attempt> {
-        self.deliver_all(events).boxed()
+        ledger::in_order(events, |event| self.deliver_one(event)).boxed()
     }
 
     fn dead_lettered<'a>(
@@ -238,6 +223,7 @@ fn outcome_of(status: u16, retry_after: Option<Duration>, body: &str) -> Attempt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::DeliveryOutcome;
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> anyhow::Result<Option<SmsConfig>> {

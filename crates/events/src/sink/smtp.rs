@@ -31,11 +31,11 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
-use super::ledger::{Ledger, Request};
+use super::ledger::{self, Claim, Ledger, Request};
 use super::{Sink, is_loopback};
 use crate::dispatch::DeadLetter;
 use crate::event::OutboxEvent;
-use crate::outcome::{Attempt, DeliveryOutcome};
+use crate::outcome::Attempt;
 use spinmesh_config::database::Database;
 
 /// The SMTP server's host name; empty turns the sink off.
@@ -180,7 +180,6 @@ struct EmailMessage {
 pub struct SmtpSink {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
-    sealing_key: String,
     ledger: Ledger,
     timeout: Duration,
 }
@@ -220,33 +219,16 @@ impl SmtpSink {
         Ok(Self {
             transport: builder.build(),
             from: config.from.parse().context(SMTP_FROM)?,
-            sealing_key: config.sealing_key.clone(),
             ledger: Ledger::new(database, name, "email", &config.sealing_key),
             timeout,
         })
     }
 
-    async fn deliver_all(&self, events: &[OutboxEvent]) -> Attempt {
-        for event in events {
-            let attempt = self.deliver_one(event).await;
-            if attempt.outcome() != DeliveryOutcome::Delivered {
-                // The ones before are recorded: a retry skips them.
-                return attempt;
-            }
-        }
-        Attempt::delivered()
-    }
-
     async fn deliver_one(&self, event: &OutboxEvent) -> Attempt {
-        let request = match Request::<EmailMessage>::open(event, &self.sealing_key) {
-            Ok(request) => request,
-            Err(err) => return Attempt::refused(format!("{err:#}")),
+        let request = match self.ledger.claim::<EmailMessage>(event).await {
+            Claim::Send(request) => request,
+            Claim::Settled(attempt) => return attempt,
         };
-        match self.ledger.already_sent(event.id).await {
-            Ok(true) => return Attempt::delivered(),
-            Ok(false) => {}
-            Err(err) => return Attempt::failed(format!("{err:#}")),
-        }
         let message = match self.message(&request) {
             Ok(message) => message,
             Err(err) => return Attempt::refused(format!("{err:#}")),
@@ -293,7 +275,7 @@ impl SmtpSink {
 
 impl Sink for SmtpSink {
     fn deliver<'a>(&'a self, events: &'a [OutboxEvent]) -> BoxFuture<'a, Attempt> {
-        self.deliver_all(events).boxed()
+        ledger::in_order(events, |event| self.deliver_one(event)).boxed()
     }
 
     fn dead_lettered<'a>(

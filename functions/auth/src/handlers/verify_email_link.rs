@@ -56,8 +56,8 @@ fn page(status: u16, heading: &str, text: &str) -> Response {
          <style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;\
          padding:0 1rem;line-height:1.5}}</style>\n</head>\n<body>\n\
          <h1>{heading}</h1>\n<p>{text}</p>\n</body>\n</html>\n",
-        heading = escape(heading),
-        text = escape(text),
+        heading = kit::html::escape(heading),
+        text = kit::html::escape(text),
     );
     Response::builder()
         .status(status)
@@ -71,33 +71,4 @@ fn page(status: u16, heading: &str, text: &str) -> Response {
         .header("x-content-type-options", "nosniff")
         .body(body)
         .build()
-}
-
-/// HTML-escapes text (ours, but escaped all the same).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_is_escaped() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-    }
 }
