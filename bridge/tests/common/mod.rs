@@ -156,6 +156,16 @@ pub fn database_url(database: &str) -> String {
     format!("{PG_SERVER}/{database}?sslmode=disable")
 }
 
+/// A client of the test database `database`, its connection driven on the
+/// test's runtime.
+pub async fn connect_db(database: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&database_url(database), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
 /// The test's database, as the bridge's own code takes it.
 pub fn database(database: &str) -> bridge::database::Database {
     bridge::database::Database::new(&database_url(database), &Default::default())
@@ -362,19 +372,12 @@ impl TestApp {
         self.get("/auth/me", Some(access)).await
     }
 
-    /// Registers and logs in a fresh user; returns (email, login body).
     /// A connection to the app's database.
     pub async fn db(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(
-            &format!("{PG_SERVER}/{}", self.database),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .unwrap();
-        tokio::spawn(conn);
-        client
+        connect_db(&self.database).await
     }
 
+    /// Registers and logs in a fresh user; returns (email, login body).
     pub async fn signed_in_user(&self) -> (String, Value) {
         let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
         let r = self.register(&email, "correct horse battery", None).await;

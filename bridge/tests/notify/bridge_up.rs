@@ -11,7 +11,7 @@ use tokio::process::Child;
 
 use crate::common::process::{command, free_port};
 use crate::common::subscriber::eventually;
-use crate::common::{PG_SERVER, UNLIMITED, drop_database_blocking};
+use crate::common::{UNLIMITED, connect_db, drop_database_blocking};
 
 /// The sealing key of the processes started here.
 pub const SEALING_KEY: &str = "bridge-up-test-sealing-key";
@@ -89,14 +89,7 @@ impl BridgeUp {
 
     /// A connection to its database.
     pub async fn db(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(
-            &format!("{PG_SERVER}/{}", self.database),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .unwrap();
-        tokio::spawn(conn);
-        client
+        connect_db(&self.database).await
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 
 use crate::common::process::Bridge;
 use crate::common::subscriber::{count, eventually};
-use crate::common::{database_url, drop_database_blocking};
+use crate::common::{connect_db, drop_database_blocking};
 
 /// Registers users in a loop on `clients` connections until told to
 /// stop; returns the emails that were answered 201.
@@ -60,10 +60,7 @@ async fn sigterm_mid_stream_exits_zero_and_loses_nothing() {
     let database = format!("spinmesh_test_{}", uuid::Uuid::new_v4().simple());
     let keys = JwtKeys::generate();
     let bridge = Bridge::start(&database, &keys, &[]).await;
-    let (db, conn) = tokio_postgres::connect(&database_url(&database), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let db = connect_db(&database).await;
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let traffic = register_steadily(bridge.base.clone(), 8, stop.clone());
