@@ -151,14 +151,15 @@ impl Batches {
     /// When a lane's worker has stopped.
     pub(crate) async fn hand_over(&self, events: &[OutboxEvent]) -> anyhow::Result<Settlement> {
         let (done, settled) = mpsc::unbounded_channel();
-        for event in events {
+        let items = events.iter().map(|event| {
             let item = Pending {
                 event: event.clone(),
                 dead_letters: self.dead_letters.clone(),
                 done: done.clone(),
             };
-            self.lanes.send(&event.subject, item).await?;
-        }
+            (event.subject.as_str(), item)
+        });
+        self.lanes.send_all(items).await?;
         Ok(Settlement {
             expected: events.len(),
             settled,
