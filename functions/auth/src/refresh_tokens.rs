@@ -75,9 +75,9 @@ pub fn start_family(
 }
 
 /// Spends the token hashed as `presented` and stores `next` in its family,
-/// in one statement. Returns the owner, its role and its token generation
-/// now, or `None` when the presented token is unknown, expired, revoked
-/// or already spent.
+/// in one statement. Returns the owner as it stands now ([`Rotated`]), or
+/// `None` when the presented token is unknown, expired, revoked or
+/// already spent.
 ///
 /// # Errors
 ///
@@ -86,9 +86,9 @@ pub fn rotate(
     conn: &Connection,
     presented: &str,
     next: &RefreshToken,
-) -> Result<Option<(Uuid, Role, u64)>, ApiError> {
+) -> Result<Option<Rotated>, ApiError> {
     let sql = Statement::new(
-        "SELECT u.id::text, u.role, u.token_generation \
+        "SELECT u.id::text, u.role, u.token_generation, u.email_verified_at IS NOT NULL \
          FROM successor JOIN users u ON u.id = successor.user_id",
     )
     .with(
@@ -117,7 +117,25 @@ pub fn rotate(
     let role: String = db::column(&row, 1, "role")?;
     let id = Uuid::parse_str(&id).context("users.id is not a uuid")?;
     let role = role.parse().map_err(|e: String| anyhow!(e))?;
-    Ok(Some((id, role, crate::users::generation(&row, 2)?)))
+    Ok(Some(Rotated {
+        user_id: id,
+        role,
+        generation: crate::users::generation(&row, 2)?,
+        email_verified: db::column(&row, 3, "email_verified")?,
+    }))
+}
+
+/// The account a rotated refresh token belongs to.
+#[derive(Debug)]
+pub struct Rotated {
+    /// Its id.
+    pub user_id: Uuid,
+    /// Its role now (a grant or revoke since the last token shows).
+    pub role: Role,
+    /// Its token generation now (see `users.token_generation`).
+    pub generation: u64,
+    /// Whether its address is verified.
+    pub email_verified: bool,
 }
 
 /// If the presented token was already spent, revokes its whole family

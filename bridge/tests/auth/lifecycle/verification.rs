@@ -230,6 +230,25 @@ async fn unverified_accounts_log_in_unless_verification_is_required() {
 
     let token = mailed_token(&strict, VERIFICATION_REQUESTED, &email).await;
     assert_eq!(strict.verify_email(&token).await.status, 200);
-    let (access, _) = log_in(&strict, &email, PASSWORD).await;
+    let (access, refresh) = log_in(&strict, &email, PASSWORD).await;
     assert_eq!(strict.me(&access).await.json()["email_verified"], true);
+    let r = strict.refresh(&refresh).await;
+    assert_eq!(r.status, 200, "a verified account refreshes: {}", r.text);
+    let refresh = r.json()["refresh_token"].as_str().unwrap().to_string();
+
+    // An account holding a refresh token without a verified address (one
+    // issued before the deployment required verification) gets no new
+    // tokens that way either.
+    let unverified = strict
+        .db()
+        .await
+        .execute(
+            "UPDATE users SET email_verified_at = NULL WHERE email = $1",
+            &[&email],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unverified, 1);
+    let r = strict.refresh(&refresh).await;
+    assert_problem_type(&r, 403, "email-not-verified", "unverified refresh");
 }

@@ -123,7 +123,18 @@ pub fn check(conn: &db::Connection, attempt: &Attempt) -> Result<Credentials, Ap
 ///
 /// 403 `email-not-verified`; 500 when the variable is not a boolean.
 pub fn require_verified(user: &User) -> Result<(), ApiError> {
-    if user.email_verified || !config::flag(EMAIL_VERIFICATION_REQUIRED, false)? {
+    require_verified_address(user.email_verified)
+}
+
+/// [`require_verified`] for an account known only by whether its address
+/// is verified (a refresh: an account may hold a refresh token from before
+/// the deployment required verified addresses).
+///
+/// # Errors
+///
+/// 403 `email-not-verified`; 500 when the variable is not a boolean.
+pub fn require_verified_address(email_verified: bool) -> Result<(), ApiError> {
+    if email_verified || !config::flag(EMAIL_VERIFICATION_REQUIRED, false)? {
         return Ok(());
     }
     Err(ApiError::Denied {

@@ -4,6 +4,7 @@ use kit::{ApiError, db, json};
 use serde::Deserialize;
 use spin_sdk::http::{Request, Response};
 
+use super::login;
 use crate::refresh_tokens::{self, RefreshToken};
 use crate::session;
 
@@ -18,7 +19,9 @@ struct RefreshBody {
 /// # Errors
 ///
 /// 401 for an unknown, expired, revoked or already used token (the last
-/// also revokes the token's whole family); 422 for an empty token.
+/// also revokes the token's whole family); 403 `email-not-verified` for an
+/// unverified account when the deployment requires verified addresses
+/// (`email_verification_required`); 422 for an empty token.
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let body: RefreshBody = json::parse(req)?;
     let presented = body.refresh_token.trim();
@@ -31,8 +34,14 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let conn = db::connect()?;
     let next = RefreshToken::generate()?;
     match refresh_tokens::rotate(&conn, presented, &next)? {
-        Some((user_id, role, generation)) => {
-            json::respond(200, &session::pair(user_id, role, generation, next)?)
+        Some(account) => {
+            // The presented token is spent either way: an unverified
+            // account logs in again once its address is verified.
+            login::require_verified_address(account.email_verified)?;
+            json::respond(
+                200,
+                &session::pair(account.user_id, account.role, account.generation, next)?,
+            )
         }
         None => {
             if refresh_tokens::revoke_family_if_reused(&conn, presented)? {
