@@ -70,6 +70,7 @@ impl EmbeddedSource {
                 limit: read_size(&self.delivery),
                 ahead: BATCHES_AHEAD,
                 poll: config.poll_interval,
+                ahead_when_caught_up: false,
             },
             &self.wake,
             shutdown,

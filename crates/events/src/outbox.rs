@@ -535,6 +535,17 @@ pub struct Reading {
     pub ahead: usize,
     /// How long to wait for a wake-up before reading again anyway.
     pub poll: Duration,
+    /// Whether to read ahead after a short read (caught up with the
+    /// writers) too. The relay does: an event committed while a batch
+    /// awaits the broker's confirmation (tens of milliseconds) goes out
+    /// without waiting for it. Embedded readers do not: their deliveries
+    /// take a few milliseconds, and reading again before the batch in hand
+    /// is settled takes a few rows at a time (a read and an invocation per
+    /// commit), where waiting gathers what committed meanwhile into one
+    /// read (saga bench, alternating runs: ~6 % less CPU per order and a
+    /// lower placed → paid p50). A backlog (full reads) is read ahead
+    /// either way.
+    pub ahead_when_caught_up: bool,
 }
 
 /// An outbox reader's loop, for the embedded dispatcher's readers and the
@@ -560,6 +571,9 @@ pub async fn consume(
         return Ok(());
     };
     let mut in_flight: VecDeque<(Mark, Handled)> = VecDeque::new();
+    // Whether the last read came back short of `limit` (see
+    // `Reading::ahead_when_caught_up`).
+    let mut caught_up = false;
     loop {
         tokio::select! {
             biased;
@@ -571,9 +585,12 @@ pub async fn consume(
                 cursor.advance(&upto).await?;
             }
             batch = cursor.next_batch(reading.limit, wake, reading.poll, &mut shutdown),
-                if in_flight.len() < reading.ahead.max(1) =>
+                if in_flight.is_empty()
+                    || ((reading.ahead_when_caught_up || !caught_up)
+                        && in_flight.len() < reading.ahead.max(1)) =>
             {
                 let Some(batch) = batch? else { break };
+                caught_up = i64::try_from(batch.events.len()).unwrap_or(i64::MAX) < reading.limit;
                 let handled = handler.queue(&batch.events).await?;
                 in_flight.push_back((batch.upto, handled));
             }

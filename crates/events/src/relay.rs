@@ -95,6 +95,7 @@ impl OutboxRelay {
             limit: self.config.batch_size,
             ahead: BATCHES_IN_FLIGHT,
             poll: self.config.poll_interval,
+            ahead_when_caught_up: true,
         };
         // Every type: the broker carries every event, and subscriptions
         // filter on their side.
