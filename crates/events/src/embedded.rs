@@ -82,23 +82,15 @@ impl EmbeddedSource {
     }
 }
 
-/// How many rows one outbox read asks for: the configured batch size, or
-/// enough to give every lane a full batch of the subscription's own when
-/// that is more (a sink taking 1000 events a call would otherwise get
-/// calls of a few hundred, and its server pays per call).
+/// How many rows one outbox read asks for: the configured batch size,
+/// or a full batch for every lane of a batching sink
+/// ([`crate::subscription::Subscription::in_flight`]).
 fn read_size(delivery: &Delivery) -> i64 {
-    let sub = &delivery.subscription;
-    filling(
-        delivery.config.batch_size,
-        sub.batch,
-        sub.lanes(delivery.config.concurrency),
-    )
-}
-
-/// `configured`, or `batch` events for each of `lanes` when that is more.
-fn filling(configured: i64, batch: usize, lanes: usize) -> i64 {
-    let fill = i64::try_from(batch.saturating_mul(lanes)).unwrap_or(i64::MAX);
-    configured.max(fill)
+    let configured = usize::try_from(delivery.config.batch_size).unwrap_or(0);
+    let size = delivery
+        .subscription
+        .in_flight(configured, delivery.config.concurrency);
+    i64::try_from(size).unwrap_or(i64::MAX)
 }
 
 /// Hands outbox batches to the delivery stage and waits until each is
@@ -292,21 +284,4 @@ async fn insert_dead_letter(
         .await
         .context("recording a dead letter")?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::filling;
-
-    #[test]
-    fn a_read_fills_every_lane_of_a_batching_sink() {
-        assert_eq!(
-            filling(512, 1, 32),
-            512,
-            "single events: the configured read"
-        );
-        assert_eq!(filling(512, 100, 2), 512, "batches the read already fills");
-        assert_eq!(filling(512, 1000, 2), 2000, "two lanes of 1000");
-        assert_eq!(filling(512, usize::MAX, 2), i64::MAX, "no overflow");
-    }
 }

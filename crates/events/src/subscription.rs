@@ -193,6 +193,17 @@ impl Subscription {
         }
         (concurrency / self.batch).clamp(2, concurrency.max(2))
     }
+
+    /// How many events a source holds in flight for this subscription
+    /// (an embedded outbox read, RabbitMQ's prefetch, Kafka's messages
+    /// unanswered): `configured`, or a full batch for each of its
+    /// [`Self::lanes`] when that is more. A sink taking 1000 events a call
+    /// would otherwise get calls of a few hundred, and its server pays per
+    /// call.
+    pub fn in_flight(&self, configured: usize, concurrency: usize) -> usize {
+        let fill = self.batch.saturating_mul(self.lanes(concurrency));
+        configured.max(fill).max(1)
+    }
 }
 
 /// Every subscription declared in the manifest, in component-id order.
@@ -437,6 +448,32 @@ mod tests {
         assert_eq!(sub(100).lanes(32), 2);
         assert_eq!(sub(4).lanes(32), 8);
         assert_eq!(sub(1).lanes(0), 1);
+    }
+
+    #[test]
+    fn a_source_holds_a_full_batch_for_every_lane() {
+        let sub = |batch| Subscription {
+            name: "s".into(),
+            patterns: vec![TypePattern::All],
+            destination: Destination::Function { route: "/e".into() },
+            max_attempts: 5,
+            batch,
+            tick: None,
+        };
+        assert_eq!(
+            sub(1).in_flight(512, 32),
+            512,
+            "single events: as configured"
+        );
+        assert_eq!(sub(100).in_flight(512, 32), 512, "batches it already fills");
+        assert_eq!(sub(1000).in_flight(512, 32), 2000, "two lanes of 1000");
+        assert_eq!(sub(1000).in_flight(64, 32), 2000, "a small prefetch too");
+        assert_eq!(
+            sub(usize::MAX).in_flight(512, 32),
+            usize::MAX,
+            "no overflow"
+        );
+        assert_eq!(sub(1).in_flight(0, 0), 1, "never nothing");
     }
 
     #[test]

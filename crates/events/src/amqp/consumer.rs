@@ -55,8 +55,19 @@ impl AmqpConsumer {
             .with_context(|| format!("connecting to {}", redact(&self.amqp.url)))?;
         let channel = connection.create_channel().await?;
         topology::declare_subscription(&channel, &self.amqp, subscription).await?;
+        // A batching sink gets a full batch per lane whatever `prefetch`
+        // says (AMQP counts prefetch in a u16).
+        let prefetch = subscription
+            .in_flight(
+                usize::from(self.amqp.prefetch),
+                self.delivery.config.concurrency,
+            )
+            .min(usize::from(u16::MAX));
         channel
-            .basic_qos(self.amqp.prefetch, BasicQosOptions::default())
+            .basic_qos(
+                u16::try_from(prefetch).unwrap_or(u16::MAX),
+                BasicQosOptions::default(),
+            )
             .await?;
         let dead_letters = Arc::new(DeadLetterExchange {
             channel: confirming_channel(&connection).await?,
@@ -72,9 +83,7 @@ impl AmqpConsumer {
             )
             .await?;
         let round = CancellationToken::new();
-        let lanes = self
-            .delivery
-            .lanes(usize::from(self.amqp.prefetch), round.clone());
+        let lanes = self.delivery.lanes(prefetch, round.clone());
         let mut sample = tokio::time::interval(crate::status::EVERY);
         sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {

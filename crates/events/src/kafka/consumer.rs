@@ -79,8 +79,12 @@ impl KafkaConsumer {
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let dead_letters = Arc::new(producer(&self.kafka)?);
         let round = CancellationToken::new();
-        let lanes = self.delivery.lanes(self.kafka.max_in_flight, round.clone());
-        let capacity = Arc::new(Semaphore::new(self.kafka.max_in_flight.max(1)));
+        let in_flight = self
+            .delivery
+            .subscription
+            .in_flight(self.kafka.max_in_flight, self.delivery.config.concurrency);
+        let lanes = self.delivery.lanes(in_flight, round.clone());
+        let capacity = Arc::new(Semaphore::new(in_flight));
         let result = loop {
             // A message holds a permit until it is settled (or dropped).
             let permit = tokio::select! {
