@@ -104,6 +104,11 @@ impl Delivery {
             .await
             .into_iter();
         let now = chrono::Utc::now();
+        // Acknowledgements go out together once the lane's items are
+        // settled (or before a dead letter is written): a broker client
+        // then writes them in one go instead of a wake-up and a write per
+        // message.
+        let mut acks = Acks::default();
         for (item, wanted) in items.into_iter().zip(wanted) {
             let dead = match wanted {
                 None => Some(DeadLetter::unreadable()),
@@ -121,6 +126,9 @@ impl Delivery {
             };
             let dead_lettered = dead.is_some();
             if let Some(why) = dead {
+                // What is settled goes out before a dead-letter write,
+                // which may retry for as long as its store is down.
+                acks.send().await;
                 if let Some(event) = item.event() {
                     tracing::error!(subscription = %sub.name, event = %event.id, attempts = why.attempts, status = ?why.status, error = %why.error, "dead-lettering event");
                 } else {
@@ -140,8 +148,9 @@ impl Delivery {
                     return;
                 }
             }
-            item.ack(dead_lettered).await;
+            acks.0.push(item.ack(dead_lettered));
         }
+        acks.send().await;
     }
 
     /// Writes the dead letter, retrying with backoff until it is stored
@@ -219,4 +228,16 @@ fn log_delivered(subscription: &str, event: &OutboxEvent) {
             .unwrap_or_default(),
         "delivered"
     );
+}
+
+/// Acknowledgements of settled items, not yet sent.
+#[derive(Default)]
+struct Acks(Vec<BoxFuture<'static, ()>>);
+
+impl Acks {
+    /// Sends those held (in order: each starts when first polled) and
+    /// waits until they are out.
+    async fn send(&mut self) {
+        futures::future::join_all(self.0.drain(..)).await;
+    }
 }
