@@ -434,16 +434,20 @@ fn off_unless(destination: Option<Destination>, name: &str, variable: &str) -> O
 mod tests {
     use super::*;
 
-    #[test]
-    fn batching_subscriptions_get_few_lanes() {
-        let sub = |batch| Subscription {
+    /// A function's subscription taking `batch` events a call.
+    fn sub(batch: usize) -> Subscription {
+        Subscription {
             name: "s".into(),
             patterns: vec![TypePattern::All],
             destination: Destination::Function { route: "/e".into() },
             max_attempts: 5,
             batch,
             tick: None,
-        };
+        }
+    }
+
+    #[test]
+    fn batching_subscriptions_get_few_lanes() {
         assert_eq!(sub(1).lanes(32), 32);
         assert_eq!(sub(100).lanes(32), 2);
         assert_eq!(sub(4).lanes(32), 8);
@@ -452,14 +456,6 @@ mod tests {
 
     #[test]
     fn a_source_holds_a_full_batch_for_every_lane() {
-        let sub = |batch| Subscription {
-            name: "s".into(),
-            patterns: vec![TypePattern::All],
-            destination: Destination::Function { route: "/e".into() },
-            max_attempts: 5,
-            batch,
-            tick: None,
-        };
         assert_eq!(
             sub(1).in_flight(512, 32),
             512,
