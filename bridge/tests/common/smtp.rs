@@ -96,12 +96,20 @@ impl SmtpServer {
             login: login.map(|(u, p)| (u.to_owned(), p.to_owned())),
             child: None,
         };
-        server.run().await;
-        server
+        // The free port is free when picked, not when the server binds it:
+        // another test's process may take it meanwhile. Another port then.
+        for _ in 0..5 {
+            if server.try_run().await {
+                return server;
+            }
+            server.port = free_port();
+        }
+        panic!("the SMTP server did not start on any of five free ports");
     }
 
-    /// Starts the process and waits until it accepts connections.
-    async fn run(&mut self) {
+    /// Starts the process and waits until it accepts connections; `false`
+    /// when it exited without binding its port (its error is on stderr).
+    async fn try_run(&mut self) -> bool {
         let mut command = Command::new(python());
         command
             .arg(root().join("bridge/tests/common/smtp_server.py"))
@@ -139,12 +147,11 @@ impl SmtpServer {
             .await
             .expect("the SMTP server is ready within 30 s")
             .unwrap();
-        assert_eq!(
-            ready.as_deref(),
-            Some("ready"),
-            "the SMTP server did not start"
-        );
+        if ready.as_deref() != Some("ready") {
+            return false;
+        }
         self.child = Some(child);
+        true
     }
 
     /// Stops the server (SIGKILL, as a crash) and waits until its port
@@ -168,7 +175,7 @@ impl SmtpServer {
 
     /// Starts it again on the same port, with the same Maildir.
     pub async fn restart(&mut self) {
-        self.run().await;
+        assert!(self.try_run().await, "the SMTP server did not start again");
     }
 
     /// Its port.
