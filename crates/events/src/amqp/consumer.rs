@@ -57,17 +57,13 @@ impl AmqpConsumer {
         topology::declare_subscription(&channel, &self.amqp, subscription).await?;
         // A batching sink gets a full batch per lane whatever `prefetch`
         // says (AMQP counts prefetch in a u16).
-        let prefetch = subscription
-            .in_flight(
-                usize::from(self.amqp.prefetch),
-                self.delivery.config.concurrency,
-            )
-            .min(usize::from(u16::MAX));
+        let prefetch = u16::try_from(subscription.in_flight(
+            usize::from(self.amqp.prefetch),
+            self.delivery.config.concurrency,
+        ))
+        .unwrap_or(u16::MAX);
         channel
-            .basic_qos(
-                u16::try_from(prefetch).unwrap_or(u16::MAX),
-                BasicQosOptions::default(),
-            )
+            .basic_qos(prefetch, BasicQosOptions::default())
             .await?;
         let dead_letters = Arc::new(DeadLetterExchange {
             channel: confirming_channel(&connection).await?,
@@ -83,7 +79,7 @@ impl AmqpConsumer {
             )
             .await?;
         let round = CancellationToken::new();
-        let lanes = self.delivery.lanes(prefetch, round.clone());
+        let lanes = self.delivery.lanes(usize::from(prefetch), round.clone());
         let mut sample = tokio::time::interval(crate::status::EVERY);
         sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
