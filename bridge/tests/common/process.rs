@@ -1,9 +1,11 @@
 //! `bridge up` as the real process an operator runs.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bridge::keys::JwtKeys;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
 use super::subscriber::eventually;
@@ -22,24 +24,24 @@ impl Bridge {
     /// with the suite's test settings and `env` on top, and waits until it
     /// answers.
     pub async fn start(database: &str, keys: &JwtKeys, env: &[(&str, &str)]) -> Self {
-        let (port, admin_port) = (free_port(), free_port());
-        let child = command(database, keys)
-            .args(["up", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        let mut child = command(database, keys)
+            .args(["up", "--listen", "127.0.0.1:0"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .args(["--retry-base-ms", "20", "--shutdown-timeout", "10"])
             .env("SPIN_VARIABLE_RATE_LIMIT_REQUESTS", UNLIMITED)
             .env("SPIN_VARIABLE_RATE_LIMIT_LOGIN_REQUESTS", UNLIMITED)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .expect("the bridge binary runs");
+        let stdout = Printed::collect(child.stdout.take().unwrap());
         let bridge = Self {
+            base: stdout.after("Serving ").await,
+            metrics: stdout.after("Metrics at ").await,
             child,
-            base: format!("http://127.0.0.1:{port}"),
-            metrics: format!("http://127.0.0.1:{admin_port}/metrics"),
         };
         let client = reqwest::Client::new();
         let health = format!("{}/auth/health", bridge.base);
@@ -98,7 +100,65 @@ const SIGNING_SECRET: &str = "process-test-secret";
 /// The sealing key every `bridge` process of the suite shares.
 const SEALING_KEY: &str = "process-test-sealing-key";
 
-/// A port nothing listens on now (the OS's pick for port 0).
+/// What a process printed, line by line, collected as it comes (so the
+/// process never blocks on a full pipe).
+#[derive(Clone, Default)]
+pub struct Printed {
+    lines: Arc<Mutex<Vec<String>>>,
+    ended: Arc<Mutex<bool>>,
+}
+
+impl Printed {
+    /// Collects `stream` from now on.
+    pub fn collect(stream: impl AsyncRead + Unpin + Send + 'static) -> Self {
+        let printed = Self::default();
+        let collected = printed.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                collected.lines.lock().unwrap().push(line);
+            }
+            *collected.ended.lock().unwrap() = true;
+        });
+        printed
+    }
+
+    /// The rest of the first line that starts with `prefix`, up to a space:
+    /// a `bridge` process listening on port 0 says where it listens
+    /// (`Serving <url> (application …)`, `Metrics at <url>`), which no port
+    /// picked before it starts can race. Panics if the stream ends first.
+    pub async fn after(&self, prefix: &str) -> String {
+        let mut found = None;
+        eventually(
+            &format!("a printed line starting with {prefix:?}"),
+            Duration::from_secs(120),
+            || {
+                let ended = *self.ended.lock().unwrap();
+                found = self.lines.lock().unwrap().iter().find_map(|l| {
+                    let rest = l.strip_prefix(prefix)?;
+                    Some(rest.split(' ').next().unwrap_or_default().to_string())
+                });
+                assert!(
+                    found.is_some() || !ended,
+                    "the process ended without printing {prefix:?}: {:?}",
+                    self.lines()
+                );
+                std::future::ready(found.is_some())
+            },
+        )
+        .await;
+        found.unwrap()
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// A port nothing listens on now (the OS's pick for port 0). Another
+/// process may take it before whoever it is meant for binds it: a `bridge`
+/// process listens on port 0 and says where instead ([`Printed::after`]).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -469,11 +469,10 @@ async fn guest_output_lines_name_the_component_and_the_request() {
 
     use crate::common::subscriber::eventually;
 
-    let port = crate::common::process::free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
         .current_dir(root())
         .args(["up", "--manifest", "bridge/tests/probe/spin.toml"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen", "127.0.0.1:0"])
         .args(["--broker", "none", "--no-migrate", "--admin-listen", "off"])
         .env("SPIN_VARIABLE_SECRET_TOKEN", "s3cret")
         .stdin(Stdio::null())
@@ -500,7 +499,16 @@ async fn guest_output_lines_name_the_component_and_the_request() {
     };
 
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
+    let mut base = None;
+    eventually("bridge up says where it serves", Duration::from_secs(120), || {
+        base = lines.lock().unwrap().iter().find_map(|l| {
+            let rest = l.strip_prefix("stdout: Serving ")?;
+            rest.split(' ').next().map(str::to_string)
+        });
+        std::future::ready(base.is_some())
+    })
+    .await;
+    let base = base.unwrap();
     eventually("bridge up answers", Duration::from_secs(120), || async {
         client
             .get(format!("{base}/probe/print?text=hello"))

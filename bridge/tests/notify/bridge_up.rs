@@ -9,7 +9,7 @@ use bridge::keys::JwtKeys;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
-use crate::common::process::{command, free_port};
+use crate::common::process::{Printed, command};
 use crate::common::subscriber::eventually;
 use crate::common::{UNLIMITED, connect_db, drop_database_blocking};
 
@@ -30,9 +30,8 @@ impl BridgeUp {
     /// or SMS gateway unless `env` names one, and waits until it answers.
     pub async fn start(env: &[(&str, &str)]) -> Self {
         let database = format!("spinmesh_test_{}", uuid::Uuid::new_v4().simple());
-        let port = free_port();
         let mut child = command(&database, &JwtKeys::generate())
-            .args(["up", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["up", "--listen", "127.0.0.1:0"])
             .args(["--admin-listen", "off", "--retry-base-ms", "20"])
             .env("SPIN_VARIABLE_MESSAGE_SEALING_KEY", SEALING_KEY)
             .env("SPIN_VARIABLE_RATE_LIMIT_REQUESTS", UNLIMITED)
@@ -40,7 +39,7 @@ impl BridgeUp {
             .env_remove("SPIN_VARIABLE_SMS_GATEWAY_URL")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -53,9 +52,12 @@ impl BridgeUp {
                 collected.lock().unwrap().push(line);
             }
         });
+        let base = Printed::collect(child.stdout.take().unwrap())
+            .after("Serving ")
+            .await;
         let up = Self {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base,
             database,
             lines,
         };

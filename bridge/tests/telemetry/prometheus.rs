@@ -15,7 +15,7 @@ use bridge::events::invoke::Invoker;
 use bridge::keys::JwtKeys;
 
 use crate::common::metrics::{metrics_when, scrape};
-use crate::common::process::{self, Bridge, free_port};
+use crate::common::process::{self, Bridge, Printed};
 use crate::common::subscriber::{emit, fast, probe_app};
 use crate::common::transport::Transport;
 use crate::common::{Options, TestApp, drop_database_blocking, root};
@@ -216,20 +216,21 @@ async fn bridge_up_and_bridge_relay_serve_metrics_on_the_admin_listener() {
 
     // The relay delivers the registration's event to the functions `up`
     // serves, and counts it.
-    let admin = free_port();
     let mut relay = process::command(&database, &keys)
         .args(["relay", "--target", &up.base, "--broker", "embedded"])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .args(["--log-format", "json"])
         .env("SPINMESH_LOG", "warn,spinmesh_events=debug")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("the bridge binary runs");
     let mut log = BufReader::new(relay.stderr.take().unwrap()).lines();
-    let url = format!("http://127.0.0.1:{admin}/metrics");
+    let url = Printed::collect(relay.stdout.take().unwrap())
+        .after("Metrics at ")
+        .await;
     crate::common::subscriber::eventually(
         "bridge relay's admin listener answers",
         Duration::from_secs(60),
