@@ -85,6 +85,47 @@ impl TestApp {
         self.get(&path, None).await
     }
 
+    /// Opens the e-mail's link and presses the page's button, as a person
+    /// does: posts the page's form (its hidden fields) to where its
+    /// `action` points, relative to the page. Panics if the page has no
+    /// such form.
+    pub async fn press_verification_button(&self, token: &str) -> Reply {
+        let page = self.open_verification_link(token).await;
+        let field = |attribute: &str| {
+            page.text
+                .split_once(&format!("{attribute}=\""))
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(value, _)| value.to_owned())
+                .unwrap_or_else(|| panic!("no {attribute} in the page: {}", page.text))
+        };
+        assert!(page.text.contains("<form method=\"post\""), "{}", page.text);
+        let action = field("action");
+        let fields = format!("token={}", super::urlencode(&field("value")));
+        let link = self.url(&format!(
+            "/auth/verify-email?token={}",
+            super::urlencode(token)
+        ));
+        self.post_form(
+            reqwest::Url::parse(&link).unwrap().join(&action).unwrap(),
+            fields,
+        )
+        .await
+    }
+
+    /// Posts an `application/x-www-form-urlencoded` body, as a browser
+    /// submits a form.
+    pub async fn post_form(&self, url: reqwest::Url, body: String) -> Reply {
+        let r = self
+            .client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        Reply::from(r).await
+    }
+
     /// `POST /auth/verify-email/resend`.
     pub async fn resend_verification(&self, access: &str) -> Reply {
         self.send(

@@ -500,13 +500,17 @@ async fn guest_output_lines_name_the_component_and_the_request() {
 
     let client = reqwest::Client::new();
     let mut base = None;
-    eventually("bridge up says where it serves", Duration::from_secs(120), || {
-        base = lines.lock().unwrap().iter().find_map(|l| {
-            let rest = l.strip_prefix("stdout: Serving ")?;
-            rest.split(' ').next().map(str::to_string)
-        });
-        std::future::ready(base.is_some())
-    })
+    eventually(
+        "bridge up says where it serves",
+        Duration::from_secs(120),
+        || {
+            base = lines.lock().unwrap().iter().find_map(|l| {
+                let rest = l.strip_prefix("stdout: Serving ")?;
+                rest.split(' ').next().map(str::to_string)
+            });
+            std::future::ready(base.is_some())
+        },
+    )
     .await;
     let base = base.unwrap();
     eventually("bridge up answers", Duration::from_secs(120), || async {

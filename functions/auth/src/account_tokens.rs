@@ -180,6 +180,11 @@ impl PresentedToken {
         }
     }
 
+    /// The token as presented.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// The stored form: hex SHA-256.
     pub fn hash(&self) -> String {
         kit::digest::sha256_hex(&self.0)

@@ -54,7 +54,7 @@ pub fn respond<T: Serialize>(status: u16, body: &T) -> Result<Response, ApiError
         .build())
 }
 
-fn content_length(req: &Request) -> Option<&str> {
+pub(crate) fn content_length(req: &Request) -> Option<&str> {
     req.header("content-length").and_then(|v| v.as_str())
 }
 
@@ -130,7 +130,7 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ap
     })
 }
 
-fn check_size(content_length: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn check_size(content_length: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
     let declared = content_length.and_then(|v| v.trim().parse::<u64>().ok());
     let too_big =
         declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) || body.len() > MAX_BODY_BYTES;

@@ -22,10 +22,37 @@ impl Query {
         Self::parse(req.query())
     }
 
+    /// The request's `application/x-www-form-urlencoded` body (what an
+    /// HTML form posts), decoded like a query string.
+    ///
+    /// # Errors
+    ///
+    /// 413 when it is larger than [`crate::json::MAX_BODY_BYTES`].
+    pub fn form(req: &Request) -> Result<Self, ApiError> {
+        crate::json::check_size(crate::json::content_length(req), req.body())?;
+        Ok(Self::decode(req.body()))
+    }
+
+    /// Whether `req` carries a form body (its `Content-Type` is
+    /// `application/x-www-form-urlencoded`, parameters aside).
+    pub fn is_form(req: &Request) -> bool {
+        req.header("content-type")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+    }
+
     /// Decodes `raw` (without the `?`).
     pub fn parse(raw: &str) -> Self {
+        Self::decode(raw.as_bytes())
+    }
+
+    fn decode(raw: &[u8]) -> Self {
         Self {
-            pairs: form_urlencoded::parse(raw.as_bytes())
+            pairs: form_urlencoded::parse(raw)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         }

@@ -315,6 +315,12 @@ async fn lifecycle_answers_conform_to_the_openapi_document() {
         app.open_verification_link(&latest).await,
     );
     checked(
+        "POST",
+        "/auth/verify-email",
+        200,
+        app.press_verification_button(&latest).await,
+    );
+    checked(
         "GET",
         "/auth/verify-email",
         410,

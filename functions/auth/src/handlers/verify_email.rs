@@ -1,6 +1,9 @@
 //! `POST /auth/verify-email`: prove the account reads its address, with
-//! the token from the verification e-mail.
+//! the token from the verification e-mail. A JSON body gets a JSON answer;
+//! the form the e-mail link's page posts gets a page
+//! ([`super::verify_email_link::confirm`]).
 
+use kit::query::Query;
 use kit::{ApiError, db, json};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::{Request, Response};
@@ -46,6 +49,9 @@ pub fn verify(token: &PresentedToken) -> Result<(), VerifyError> {
 /// 400/413 for an unreadable body; 422 for a malformed or unknown token;
 /// 410 `token-used` or `token-expired` for a spent one.
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
+    if Query::is_form(req) {
+        return super::verify_email_link::confirm(req);
+    }
     let body: VerifyBody = json::parse(req)?;
     let token = parse_token(&body.token)?;
     verify(&token)?;
