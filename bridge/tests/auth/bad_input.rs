@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::common::TestApp;
+use crate::common::{Reply, TestApp};
 
 #[tokio::test]
 async fn malformed_requests_get_clear_problems() {
@@ -112,7 +112,44 @@ async fn unknown_routes_and_wrong_methods() {
     let r = app.get("/auth/register", None).await;
     r.assert_problem(405, "GET on a POST route");
     assert!(r.headers.get("allow").is_some(), "405 carries Allow");
-    app.send("DELETE", "/auth/me", Vec::new(), None)
+    let r = app.send("DELETE", "/auth/me", Vec::new(), None).await;
+    r.assert_problem(405, "DELETE /auth/me");
+    assert_eq!(r.headers["allow"], "GET, HEAD, PATCH");
+}
+
+#[tokio::test]
+async fn head_is_get_without_the_body() {
+    let app = TestApp::spawn().await;
+    let (_, login) = app.signed_in_user().await;
+    let access = login["access_token"].as_str().unwrap();
+    for (path, token, status) in [
+        ("/auth/health", None, 200),
+        ("/auth/me", Some(access), 200),
+        ("/auth/me", None, 401),
+        ("/openapi.json", None, 200),
+    ] {
+        let get = app.get(path, token).await;
+        let mut head = app.client.head(app.url(path));
+        if let Some(t) = token {
+            head = head.bearer_auth(t);
+        }
+        let head = Reply::from(head.send().await.unwrap()).await;
+        assert_eq!(head.status, status, "HEAD {path}");
+        assert_eq!(get.status, status, "GET {path}");
+        assert_eq!(head.content_type(), get.content_type(), "HEAD {path}");
+        assert!(
+            head.text.is_empty(),
+            "HEAD {path} has no body: {}",
+            head.text
+        );
+    }
+    // A route without GET has no HEAD either.
+    let r = app
+        .client
+        .head(app.url("/auth/login"))
+        .send()
         .await
-        .assert_problem(405, "DELETE /auth/me");
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
 }

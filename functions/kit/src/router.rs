@@ -2,7 +2,8 @@
 //!
 //! A component lists its routes as a table; [`resolve`] finds the handler or
 //! says why not: 404 when no pattern matches the path, 405 (with the methods
-//! that would have worked) when one matches but not for this method.
+//! that would have worked) when one matches but not for this method. A
+//! `GET` route answers `HEAD` as well.
 //! Patterns are literal segments plus `{name}` captures. Each route also
 //! says how the edge guards it ([`Guard`]; see [`crate::gate`]).
 
@@ -125,15 +126,20 @@ pub fn resolve<'r, H>(
         let Some(params) = match_pattern(route.pattern, path) else {
             continue;
         };
-        if route.method.eq_ignore_ascii_case(method) {
+        if serves(route.method, method) {
             return Ok(Matched {
                 handler: &route.handler,
                 guard: route.guard,
                 params,
             });
         }
-        if !allow.contains(&route.method) {
-            allow.push(route.method);
+        for served in [route.method]
+            .into_iter()
+            .chain((route.method == "GET").then_some("HEAD"))
+        {
+            if !allow.contains(&served) {
+                allow.push(served);
+            }
         }
     }
     if allow.is_empty() {
@@ -141,6 +147,14 @@ pub fn resolve<'r, H>(
     } else {
         Err(ApiError::MethodNotAllowed { allow })
     }
+}
+
+/// Whether a route listed for `listed` serves a request's `method`. A
+/// `GET` route serves `HEAD` too (RFC 9110 §9.3.2: the same answer without
+/// its body, which the host leaves out), so `curl -I` and uptime checks get
+/// the route's status and headers rather than a 405.
+fn serves(listed: &str, method: &str) -> bool {
+    listed.eq_ignore_ascii_case(method) || (listed == "GET" && method.eq_ignore_ascii_case("HEAD"))
 }
 
 fn match_pattern(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
@@ -205,7 +219,23 @@ mod tests {
         assert_eq!(err.status(), 405);
         assert!(
             err.headers()
-                .contains(&("allow".to_owned(), "GET, PATCH".to_owned()))
+                .contains(&("allow".to_owned(), "GET, HEAD, PATCH".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_get_route_serves_head_too() {
+        assert_eq!(*resolve(ROUTES, "HEAD", "/auth/me").unwrap().handler, 1);
+        assert_eq!(
+            resolve(ROUTES, "HEAD", "/products/42").unwrap().param("id"),
+            Some("42")
+        );
+        let posts_only = [Route::new("POST", "/auth/login", 5)];
+        let err = resolve(&posts_only, "HEAD", "/auth/login").unwrap_err();
+        assert_eq!(err.status(), 405);
+        assert!(
+            err.headers()
+                .contains(&("allow".to_owned(), "POST".to_owned()))
         );
     }
 
