@@ -91,15 +91,31 @@ impl Transport {
     }
 
     /// Where the events stand, for a failure message: the probe's distinct
-    /// deliveries, the outbox and the readers' cursors, and for RabbitMQ the
-    /// probe queue's ready messages and consumers (unacknowledged ones held
-    /// by a consumer that is gone would show as fewer ready than missing).
+    /// deliveries, then [`Transport::describe_for`] the probe.
     pub async fn describe(&self, db: &Client) -> String {
-        let one = |sql: &'static str| async move {
-            match db.query_one(sql, &[]).await {
-                Ok(row) => row.get::<_, i64>(0).to_string(),
-                Err(err) => format!("({err})"),
-            }
+        let delivered = match db
+            .query_one("SELECT count(DISTINCT event_id) FROM probe_attempts", &[])
+            .await
+        {
+            Ok(row) => row.get::<_, i64>(0).to_string(),
+            Err(err) => format!("({err})"),
+        };
+        format!(
+            "{delivered} distinct events delivered to the probe; {}",
+            self.describe_for(db, "probe").await
+        )
+    }
+
+    /// Where the events stand for `subscription`, for a failure message:
+    /// the outbox and the readers' cursors (the relay's with a broker);
+    /// for RabbitMQ the subscription's queue, its ready messages and
+    /// consumers (unacknowledged ones held by a consumer that is gone would
+    /// show as fewer ready than missing); for Kafka each partition's end
+    /// and the subscription's group's committed offset there.
+    pub async fn describe_for(&self, db: &Client, subscription: &str) -> String {
+        let outbox = match db.query_one("SELECT count(*) FROM outbox", &[]).await {
+            Ok(row) => row.get::<_, i64>(0).to_string(),
+            Err(err) => format!("({err})"),
         };
         let cursors: Vec<String> = db
             .query(
@@ -109,13 +125,23 @@ impl Transport {
             .await
             .map(|rows| rows.iter().map(|r| r.get(0)).collect())
             .unwrap_or_default();
-        let mut out = format!(
-            "{} of the outbox's {} events delivered; cursors {cursors:?}",
-            one("SELECT count(DISTINCT event_id) FROM probe_attempts").await,
-            one("SELECT count(*) FROM outbox").await,
-        );
-        if let Self::Amqp(config) = self {
-            out.push_str(&format!("; {}", amqp_queue_state(config, "probe").await));
+        let mut out = format!("the outbox holds {outbox} events; cursors {cursors:?}");
+        match self {
+            Self::Embedded => {}
+            Self::Amqp(config) => {
+                out.push_str(&format!(
+                    "; {}",
+                    amqp_queue_state(config, subscription).await
+                ));
+            }
+            Self::Kafka(config) => {
+                let (config, subscription) = (config.clone(), subscription.to_owned());
+                let state =
+                    tokio::task::spawn_blocking(move || kafka_group_state(&config, &subscription))
+                        .await
+                        .unwrap_or_else(|e| format!("({e})"));
+                out.push_str(&format!("; {state}"));
+            }
         }
         out
     }
@@ -373,6 +399,56 @@ async fn amqp_queue_state(config: &AmqpConfig, subscription: &str) -> String {
             format!("queue {queue}: {ready} ready, {consumers} consumers")
         }
         Err(err) => format!("queue {queue}: {err}"),
+    }
+}
+
+/// For each partition of the test's event topics: its end offset and
+/// where `subscription`'s consumer group committed (blocking).
+fn kafka_group_state(config: &KafkaConfig, subscription: &str) -> String {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, TopicPartitionList};
+    let group = config.group(subscription);
+    let timeout = Duration::from_secs(5);
+    let state = || -> Result<String, rdkafka::error::KafkaError> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let metadata = consumer.fetch_metadata(None, timeout)?;
+        let mut partitions = TopicPartitionList::new();
+        for topic in metadata.topics() {
+            if topic.name().starts_with(&config.topic_prefix) {
+                for p in topic.partitions() {
+                    partitions.add_partition(topic.name(), p.id());
+                }
+            }
+        }
+        let committed = consumer.committed_offsets(partitions, timeout)?;
+        let mut lines = Vec::new();
+        for e in committed.elements() {
+            let (_, end) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+            lines.push(format!(
+                "{}[{}] end {end} committed {:?}",
+                e.topic(),
+                e.partition(),
+                e.offset()
+            ));
+        }
+        let members = match consumer.fetch_group_list(Some(&group), timeout) {
+            Ok(list) => list
+                .groups()
+                .iter()
+                .map(|g| format!("state {}, {} members", g.state(), g.members().len()))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(err) => format!("({err})"),
+        };
+        Ok(format!("{members}; {}", lines.join(", ")))
+    };
+    match state() {
+        Ok(partitions) => format!("group {group}: {partitions}"),
+        Err(err) => format!("group {group}: ({err})"),
     }
 }
 

@@ -125,6 +125,21 @@ impl ClientContext for Handover {
 }
 
 impl ConsumerContext for Handover {
+    /// A line saying what this consumer reads after a rebalance
+    /// (rebalances are rare, and a group that never assigns anything is
+    /// otherwise silent).
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!(subscription = %self.subscription, partitions = list.count(), "partitions assigned");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(err) => {
+                tracing::warn!(subscription = %self.subscription, error = %err, "rebalance failed");
+            }
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(revoked) = rebalance else {
             return;
