@@ -311,6 +311,18 @@ pub async fn a_refused_batch_is_split_into_single_events(transport: Transport) {
         app.get("/metrics/actions", None).await.json()["batch.tick"] == 30
     })
     .await;
+    // `GET /health` reports it waiting, wherever the transport keeps it
+    // (the table, a dead-letter queue, a `.dlq` topic), before anything
+    // below takes it.
+    eventually(
+        "the dead letter waiting in GET /health",
+        Duration::from_secs(30),
+        || async {
+            let health = app.get("/health", None).await.json();
+            health["checks"]["dead_letters"] == json!({"status": "up", "waiting": 1})
+        },
+    )
+    .await;
     let dead = transport.dead_letters(&db, 1).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].event_id, poison.to_string());

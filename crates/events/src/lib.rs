@@ -173,9 +173,11 @@ pub async fn run(path: EventPath, shutdown: watch::Receiver<bool>) -> anyhow::Re
         Invoker::Embedded(_) => "up",
         Invoker::Http { .. } => "relay",
     };
+    let names: Vec<String> = subscriptions.iter().map(|s| s.name.clone()).collect();
     tasks.spawn(status::run(
         database.clone(),
         status::Beat::new(role, kind, cursors),
+        dead_letters::waiting::Waiting::of(&broker, &names),
         shutdown.clone(),
     ));
     match broker {

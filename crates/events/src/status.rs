@@ -3,9 +3,10 @@
 //! process that does writes what it sees where they can read it.
 //!
 //! Every [`EVERY`] the row of this process is upserted with its broker, the
-//! state of each connected part ([`crate::health`]) and the outbox cursors
-//! it reads; a reader treats rows older than three beats as a bridge that
-//! is gone. Rows of processes gone for an hour are removed, and a process
+//! state of each connected part ([`crate::health`]), the outbox cursors
+//! it reads and, with a broker, the dead letters waiting there
+//! ([`Waiting`]); a reader treats rows older than three beats as a bridge
+//! that is gone. Rows of processes gone for an hour are removed, and a process
 //! removes its own at shutdown.
 //!
 //! Each beat also samples the outbox behind those cursors into the
@@ -19,6 +20,7 @@ use tokio_postgres::Client;
 
 use spinmesh_config::database::Database;
 
+use crate::dead_letters::waiting::Waiting;
 use crate::{health, metrics};
 
 /// How often the row is written.
@@ -50,13 +52,29 @@ impl Beat {
     }
 }
 
-/// Writes `beat` every [`EVERY`] until `shutdown`, then removes it. A
-/// database outage only skips beats (logged once per outage).
-pub async fn run(database: Database, beat: Beat, mut shutdown: watch::Receiver<bool>) {
+/// Writes `beat` every [`EVERY`] until `shutdown`, then removes it, with
+/// what `waiting` counts each time. A database outage only skips beats
+/// (logged once per outage); a failed count is written as unknown.
+pub async fn run(
+    database: Database,
+    beat: Beat,
+    mut waiting: Option<Waiting>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut client: Option<Client> = None;
     let mut failing = false;
     while !*shutdown.borrow() {
-        match write(&database, &mut client, &beat).await {
+        let dead_letters = match waiting.as_mut() {
+            Some(waiting) => match waiting.count().await {
+                Ok(n) => Some(n),
+                Err(err) => {
+                    tracing::debug!(error = %format!("{err:#}"), "dead letters in the broker not counted");
+                    None
+                }
+            },
+            None => None,
+        };
+        match write(&database, &mut client, &beat, dead_letters).await {
             Ok(()) => failing = false,
             Err(err) => {
                 client = None;
@@ -82,6 +100,7 @@ async fn write(
     database: &Database,
     client: &mut Option<Client>,
     beat: &Beat,
+    dead_letters: Option<i64>,
 ) -> anyhow::Result<()> {
     if client.is_none() {
         *client = Some(database.connect().await?);
@@ -90,11 +109,12 @@ async fn write(
     let parts = serde_json::to_value(health::snapshot())?;
     client
         .execute(
-            "INSERT INTO bridge_status (name, role, broker, parts, cursors, updated_at)
-             VALUES ($1, $2, $3, $4, $5, now())
+            "INSERT INTO bridge_status (name, role, broker, parts, cursors, dead_letters, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, now())
              ON CONFLICT (name) DO UPDATE
-                SET parts = EXCLUDED.parts, cursors = EXCLUDED.cursors, updated_at = now()",
-            &[&beat.name, &beat.role, &beat.broker, &parts, &beat.cursors],
+                SET parts = EXCLUDED.parts, cursors = EXCLUDED.cursors,
+                    dead_letters = EXCLUDED.dead_letters, updated_at = now()",
+            &[&beat.name, &beat.role, &beat.broker, &parts, &beat.cursors, &dead_letters],
         )
         .await?;
     client

@@ -1,6 +1,7 @@
 //! The system's state as Postgres holds it: the bridge's heartbeats
-//! (`bridge_status`), the outbox behind the cursors they read, and the
-//! dead letters; read in one statement.
+//! (`bridge_status`, with the dead letters they count in the broker), the
+//! outbox behind the cursors they read, and the dead-letter table; read in
+//! one statement.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +19,9 @@ pub struct Snapshot {
     pub backlog: i64,
     /// Age of the oldest of those, seconds; `None` without a backlog.
     pub oldest_unpublished_age_seconds: Option<f64>,
-    /// Dead letters in the table.
+    /// Dead letters in the table, and those the bridges counted in the
+    /// broker (each bridge counts the same queues or topics: the largest
+    /// count, not their sum).
     pub dead_letters: i64,
     /// The bridges' reports.
     pub events: EventPath,
@@ -58,12 +61,13 @@ fn statement() -> Statement {
     Statement::new(
         "SELECT (SELECT count(*) FROM backlog)::bigint,
                 (SELECT extract(epoch FROM now() - min(time)) FROM backlog)::float8,
-                (SELECT count(*) FROM bridge_dead_letters)::bigint,
+                ((SELECT count(*) FROM bridge_dead_letters)
+                 + coalesce((SELECT max(dead_letters) FROM beats), 0))::bigint,
                 (SELECT coalesce(json_agg(json_build_object('broker', broker, 'parts', parts)), '[]')
                    FROM beats)::text",
     )
     .with(format!(
-        "beats AS (SELECT broker, parts, cursors FROM bridge_status
+        "beats AS (SELECT broker, parts, cursors, dead_letters FROM bridge_status
                     WHERE updated_at > now() - interval '{FRESH_SECONDS} seconds')"
     ))
     .with("wanted AS (SELECT unnest(cursors) AS name FROM beats)")

@@ -57,7 +57,7 @@ impl KafkaStore {
         })
     }
 
-    fn consumer(config: &KafkaConfig) -> anyhow::Result<BaseConsumer> {
+    pub(super) fn consumer(config: &KafkaConfig) -> anyhow::Result<BaseConsumer> {
         let mut c = config.client();
         c.set("group.id", config.group("dead-letters"))
             .set("enable.auto.commit", "false")
@@ -70,35 +70,20 @@ impl KafkaStore {
     /// topics' ends, and those ends.
     fn read(config: &KafkaConfig) -> anyhow::Result<(Vec<OwnedMessage>, Ends)> {
         let consumer = Self::consumer(config)?;
-        let metadata = consumer
-            .fetch_metadata(None, Duration::from_secs(10))
-            .context("reading the cluster's topics")?;
+        let unread = unread(config, &consumer, Duration::from_secs(10))?;
         let mut ends = HashMap::new();
         let mut assignment = TopicPartitionList::new();
-        for topic in metadata.topics() {
-            let name = topic.name();
-            if !name.starts_with(&config.topic_prefix) || !name.ends_with(DLQ_SUFFIX) {
-                continue;
+        for Unread {
+            topic,
+            partition,
+            start,
+            end,
+        } in unread
+        {
+            if start < end {
+                assignment.add_partition_offset(&topic, partition, Offset::Offset(start))?;
             }
-            for partition in topic.partitions() {
-                let (low, high) = consumer
-                    .fetch_watermarks(name, partition.id(), Duration::from_secs(10))
-                    .with_context(|| format!("reading the end of {name}"))?;
-                let mut wanted = TopicPartitionList::new();
-                wanted.add_partition(name, partition.id());
-                let committed = consumer
-                    .committed_offsets(wanted, Duration::from_secs(10))
-                    .ok()
-                    .and_then(|c| match c.find_partition(name, partition.id())?.offset() {
-                        Offset::Offset(n) => Some(n),
-                        _ => None,
-                    });
-                let start = committed.unwrap_or(low).max(low);
-                ends.insert((name.to_string(), partition.id()), high);
-                if start < high {
-                    assignment.add_partition_offset(name, partition.id(), Offset::Offset(start))?;
-                }
-            }
+            ends.insert((topic, partition), end);
         }
         let mut messages = Vec::new();
         if assignment.count() == 0 {
@@ -138,6 +123,64 @@ impl KafkaStore {
         }
         Ok((messages, ends))
     }
+}
+
+/// A dead-letter partition: from where the `dead-letters` group has yet
+/// to read (its committed offset, or the start of what the topic keeps),
+/// to its end.
+pub(super) struct Unread {
+    topic: String,
+    partition: i32,
+    start: i64,
+    end: i64,
+}
+
+impl Unread {
+    /// How many dead letters wait in it.
+    pub(super) fn waiting(&self) -> i64 {
+        (self.end - self.start).max(0)
+    }
+}
+
+/// Every partition of the dead-letter topics under `config`'s prefix, as
+/// `consumer` (of the `dead-letters` group) finds them; each request may
+/// take `timeout`.
+pub(super) fn unread(
+    config: &KafkaConfig,
+    consumer: &BaseConsumer,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Unread>> {
+    let metadata = consumer
+        .fetch_metadata(None, timeout)
+        .context("reading the cluster's topics")?;
+    let mut unread = Vec::new();
+    for topic in metadata.topics() {
+        let name = topic.name();
+        if !name.starts_with(&config.topic_prefix) || !name.ends_with(DLQ_SUFFIX) {
+            continue;
+        }
+        for partition in topic.partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(name, partition.id(), timeout)
+                .with_context(|| format!("reading the end of {name}"))?;
+            let mut wanted = TopicPartitionList::new();
+            wanted.add_partition(name, partition.id());
+            let committed = consumer
+                .committed_offsets(wanted, timeout)
+                .ok()
+                .and_then(|c| match c.find_partition(name, partition.id())?.offset() {
+                    Offset::Offset(n) => Some(n),
+                    _ => None,
+                });
+            unread.push(Unread {
+                topic: name.to_string(),
+                partition: partition.id(),
+                start: committed.unwrap_or(low).max(low),
+                end: high,
+            });
+        }
+    }
+    Ok(unread)
 }
 
 impl Store for KafkaStore {

@@ -15,6 +15,7 @@
 pub mod amqp;
 pub mod kafka;
 pub mod table;
+pub mod waiting;
 
 use std::collections::HashMap;
 use std::sync::Arc;
