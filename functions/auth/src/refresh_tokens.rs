@@ -75,7 +75,9 @@ pub fn start_family(
 }
 
 /// Spends the token hashed as `presented` and stores `next` in its family,
-/// in one statement. Returns the owner as it stands now ([`Rotated`]), or
+/// in one statement, unless `verified_only` and the owner's address is not
+/// verified: then the token is spent and nothing is stored (no successor
+/// nobody was given). Returns the owner as it stands now ([`Rotated`]), or
 /// `None` when the presented token is unknown, expired, revoked or
 /// already spent.
 ///
@@ -86,10 +88,11 @@ pub fn rotate(
     conn: &Connection,
     presented: &str,
     next: &RefreshToken,
+    verified_only: bool,
 ) -> Result<Option<Rotated>, ApiError> {
     let sql = Statement::new(
         "SELECT u.id::text, u.role, u.token_generation, u.email_verified_at IS NOT NULL \
-         FROM successor JOIN users u ON u.id = successor.user_id",
+         FROM spent JOIN users u ON u.id = spent.user_id",
     )
     .with(
         "spent AS ( \
@@ -97,15 +100,19 @@ pub fn rotate(
            WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() \
            RETURNING user_id, family_id)",
     )
+    // Postgres runs a data-modifying CTE whether or not the query reads it.
     .with(format!(
         "successor AS ( \
            INSERT INTO refresh_tokens (user_id, family_id, token_hash, expires_at) \
-           SELECT user_id, family_id, $2, now() + interval '{LIFETIME}' FROM spent \
+           SELECT spent.user_id, spent.family_id, $2, now() + interval '{LIFETIME}' \
+           FROM spent JOIN users u ON u.id = spent.user_id \
+           WHERE NOT $3::bool OR u.email_verified_at IS NOT NULL \
            RETURNING user_id)"
     ));
     let params = [
         ParameterValue::Str(hash(presented)),
         ParameterValue::Str(next.hash()),
+        ParameterValue::Boolean(verified_only),
     ];
     let Some(row) = conn
         .optional(&sql, &params)

@@ -284,4 +284,20 @@ async fn unverified_accounts_log_in_unless_verification_is_required() {
     assert_eq!(unverified, 1);
     let r = strict.refresh(&refresh).await;
     assert_problem_type(&r, 403, "email-not-verified", "unverified refresh");
+    // The presented token is spent, and no successor was stored for it.
+    let usable: i64 = strict
+        .db()
+        .await
+        .query_one(
+            "SELECT count(*) FROM refresh_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE u.email = $1 AND t.used_at IS NULL AND t.revoked_at IS NULL",
+            &[&email],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        usable, 0,
+        "the presented token is spent and no successor was stored"
+    );
 }

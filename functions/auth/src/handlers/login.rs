@@ -126,6 +126,16 @@ pub fn require_verified(user: &User) -> Result<(), ApiError> {
     require_verified_address(user.email_verified)
 }
 
+/// Whether the deployment requires verified addresses to log in or
+/// refresh (`email_verification_required`, default off).
+///
+/// # Errors
+///
+/// 500 when the variable is not a boolean.
+pub fn verification_required() -> Result<bool, ApiError> {
+    Ok(config::flag(EMAIL_VERIFICATION_REQUIRED, false)?)
+}
+
 /// [`require_verified`] for an account known only by whether its address
 /// is verified (a refresh: an account may hold a refresh token from before
 /// the deployment required verified addresses).
@@ -134,7 +144,7 @@ pub fn require_verified(user: &User) -> Result<(), ApiError> {
 ///
 /// 403 `email-not-verified`; 500 when the variable is not a boolean.
 pub fn require_verified_address(email_verified: bool) -> Result<(), ApiError> {
-    if email_verified || !config::flag(EMAIL_VERIFICATION_REQUIRED, false)? {
+    if email_verified || !verification_required()? {
         return Ok(());
     }
     Err(ApiError::Denied {

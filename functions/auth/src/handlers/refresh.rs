@@ -33,10 +33,12 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
     }
     let conn = db::connect()?;
     let next = RefreshToken::generate()?;
-    match refresh_tokens::rotate(&conn, presented, &next)? {
+    let verified_only = login::verification_required()?;
+    match refresh_tokens::rotate(&conn, presented, &next, verified_only)? {
         Some(account) => {
-            // The presented token is spent either way: an unverified
-            // account logs in again once its address is verified.
+            // The presented token is spent either way, and an unverified
+            // account got no successor: it logs in again once its
+            // address is verified.
             login::require_verified_address(account.email_verified)?;
             json::respond(
                 200,
