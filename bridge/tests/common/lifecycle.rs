@@ -18,6 +18,8 @@ pub const VERIFICATION_REQUESTED: &str = "user.verification_requested";
 pub const PASSWORD_RESET_REQUESTED: &str = "user.password_reset_requested";
 /// The event announcing a changed or reset password.
 pub const PASSWORD_CHANGED: &str = "user.password_changed";
+/// The event announcing an address verified for the first time.
+pub const EMAIL_VERIFIED: &str = "user.email_verified";
 
 /// The token the latest `event_type` event addressed to `email` carries,
 /// unsealed.

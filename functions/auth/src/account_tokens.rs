@@ -346,28 +346,48 @@ pub fn issue(
     Ok(!rows.is_empty())
 }
 
-/// Spends an e-mail verification `token` and marks its account verified
-/// (revoking the account's other verification tokens), in one statement.
+/// `user.email_verified`: an account proved it reads its address (a
+/// verification token was spent and the account was not verified yet).
+/// Aggregate `users`, subject = user id. Data, version 1:
+///
+/// ```json
+/// {"version": 1, "user_id": "<uuid>", "email": "ada@example.com"}
+/// ```
+pub const USER_EMAIL_VERIFIED: EventSpec = EventSpec {
+    source: "/auth",
+    kind: "user.email_verified",
+    aggregate: "users",
+    subject: "id",
+    version: 1,
+    fields: &[("user_id", "changed.id"), ("email", "changed.email")],
+    only_when: Some("changed.newly_verified"),
+};
+
+/// Spends an e-mail verification `token`, marks its account verified
+/// (revoking the account's other verification tokens) and emits
+/// [`USER_EMAIL_VERIFIED`] when the account was not verified yet, in one
+/// statement.
 ///
 /// # Errors
 ///
 /// The [`Refusal`] when the token is not good; 503/500 on database failure.
 pub fn verify_email(conn: &Connection, token: &PresentedToken) -> Result<(), VerifyError> {
     let purpose = Purpose::VerifyEmail;
-    let statement = Statement::new(
-        "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) \
-         FROM spent WHERE users.id = spent.user_id RETURNING users.id::text",
+    let spent = spend_cte(purpose);
+    let others = revoke_outstanding_cte("others", purpose, "SELECT user_id FROM spent", Some("$1"));
+    // One statement sees one `now()`: an address verified before keeps its
+    // earlier time, so only a first verification equals it.
+    let change = "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) \
+                  FROM spent WHERE users.id = spent.user_id \
+                  RETURNING users.id, users.email, users.email_verified_at = now() AS newly_verified";
+    let rows = outbox::query_after(
+        conn,
+        &USER_EMAIL_VERIFIED,
+        &[spent.as_str(), others.as_str()],
+        change,
+        &[ParameterValue::Str(token.hash())],
     )
-    .with(spend_cte(purpose))
-    .with(revoke_outstanding_cte(
-        "others",
-        purpose,
-        "SELECT user_id FROM spent",
-        Some("$1"),
-    ));
-    let rows = conn
-        .rows(&statement, &[ParameterValue::Str(token.hash())])
-        .doing("verifying an e-mail address")?;
+    .doing("verifying an e-mail address")?;
     if !rows.is_empty() {
         return Ok(());
     }

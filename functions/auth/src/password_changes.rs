@@ -53,7 +53,8 @@ const RETURNING: &str = "RETURNING users.id, users.email, users.token_generation
 
 /// Sets `password_hash` on the account of the reset `token` if the token
 /// is good, spending it; the address counts as verified too (the token
-/// came to it). `None` when the token was not good (any more).
+/// came to it: `user.email_verified` when it was not yet). `None` when the
+/// token was not good (any more).
 ///
 /// # Errors
 ///
@@ -67,10 +68,17 @@ pub fn reset(
     let change = format!(
         "UPDATE users SET password_hash = $2, token_generation = token_generation + 1, \
          email_verified_at = coalesce(email_verified_at, now()), updated_at = now() \
-         FROM spent WHERE users.id = spent.user_id {RETURNING}, 'reset'::text AS how"
+         FROM spent WHERE users.id = spent.user_id {RETURNING}, 'reset'::text AS how, \
+         users.email_verified_at = now() AS newly_verified"
     );
+    // A first verification of the address is announced as by a
+    // verification token (see `account_tokens::verify_email`).
     let statement = signing_out(
-        USER_PASSWORD_CHANGED.wrap_after(&[&spend], &change),
+        kit::outbox::wrap_each(
+            &[&USER_PASSWORD_CHANGED, &account_tokens::USER_EMAIL_VERIFIED],
+            &[&spend],
+            &change,
+        ),
         Some("$1"),
     );
     let params = [

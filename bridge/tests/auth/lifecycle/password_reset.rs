@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::{NEW_PASSWORD, PASSWORD, address, assert_problem_type, log_in, register};
 use crate::common::lifecycle::{
-    PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED, events_for, expire_tokens, latest_event,
-    mailed_token,
+    EMAIL_VERIFIED, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED, events_for, expire_tokens,
+    latest_event, mailed_token,
 };
 use crate::common::{Reply, TestApp};
 
@@ -162,6 +162,17 @@ async fn a_reset_confirms_once_and_ends_every_session() {
     assert_eq!(event["how"], "reset");
     assert_eq!(event["version"], 1);
     assert_eq!(event["user_id"], me.json()["id"]);
+    // The reset verified the address for the first time: announced too.
+    let verified = latest_event(&app, EMAIL_VERIFIED, &email).await.unwrap();
+    assert_eq!(verified["user_id"], me.json()["id"]);
+
+    // A second reset of the now verified account announces no verification.
+    assert_eq!(app.request_password_reset(&email).await.status, 202);
+    let token = mailed_token(&app, PASSWORD_RESET_REQUESTED, &email).await;
+    let r = app.confirm_password_reset(&token, PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(events_for(&app, PASSWORD_CHANGED, &email).await, 2);
+    assert_eq!(events_for(&app, EMAIL_VERIFIED, &email).await, 1);
 }
 
 #[tokio::test]

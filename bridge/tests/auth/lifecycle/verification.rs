@@ -7,7 +7,7 @@ use sha2::Digest as _;
 use super::{PASSWORD, address, app_with, assert_problem_type, log_in, register};
 use crate::common::TestApp;
 use crate::common::lifecycle::{
-    VERIFICATION_REQUESTED, events_for, expire_tokens, latest_event, mailed_token,
+    EMAIL_VERIFIED, VERIFICATION_REQUESTED, events_for, expire_tokens, latest_event, mailed_token,
 };
 
 #[tokio::test]
@@ -63,6 +63,14 @@ async fn registration_mails_a_token_that_verifies_the_address_once_and_never_twi
     let again = app.verify_email(&token).await;
     assert_problem_type(&again, 410, "token-used", "the same token again");
     assert_eq!(app.me(&access).await.json()["email_verified"], true);
+
+    // Announced once, in the statement that verified it.
+    assert_eq!(events_for(&app, EMAIL_VERIFIED, &email).await, 1);
+    let event = latest_event(&app, EMAIL_VERIFIED, &email).await.unwrap();
+    assert_eq!(
+        event,
+        json!({"version": 1, "user_id": user_id, "email": email})
+    );
 }
 
 #[tokio::test]
