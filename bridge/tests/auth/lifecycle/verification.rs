@@ -5,10 +5,10 @@ use serde_json::json;
 use sha2::Digest as _;
 
 use super::{PASSWORD, address, app_with, assert_problem_type, log_in, register};
-use crate::common::TestApp;
 use crate::common::lifecycle::{
     EMAIL_VERIFIED, VERIFICATION_REQUESTED, events_for, expire_tokens, latest_event, mailed_token,
 };
+use crate::common::{Reply, TestApp};
 
 #[tokio::test]
 async fn registration_mails_a_token_that_verifies_the_address_once_and_never_twice() {
@@ -124,6 +124,17 @@ async fn an_expired_verification_token_is_gone_and_a_resent_one_replaces_it() {
     assert_problem_type(&r, 409, "email-already-verified", "resend when verified");
 }
 
+/// A 200 HTML page with `heading`.
+fn assert_page(page: &Reply, heading: &str) {
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_eq!(page.content_type(), "text/html; charset=utf-8");
+    assert!(
+        page.text.contains(&format!("<h1>{heading}</h1>")),
+        "{}",
+        page.text
+    );
+}
+
 #[tokio::test]
 async fn the_link_in_the_email_answers_a_small_html_page() {
     let app = TestApp::spawn().await;
@@ -137,13 +148,7 @@ async fn the_link_in_the_email_answers_a_small_html_page() {
     // a link preview fetched it before the person did).
     for _ in 0..2 {
         let page = app.open_verification_link(&token).await;
-        assert_eq!(page.status, 200, "{}", page.text);
-        assert_eq!(page.content_type(), "text/html; charset=utf-8");
-        assert!(
-            page.text.contains("<h1>Confirm your e-mail address</h1>"),
-            "{}",
-            page.text
-        );
+        assert_page(&page, "Confirm your e-mail address");
         assert_eq!(page.headers["cache-control"], "no-store");
         assert_eq!(page.headers["referrer-policy"], "no-referrer");
         assert!(
@@ -159,13 +164,7 @@ async fn the_link_in_the_email_answers_a_small_html_page() {
 
     // The page's button does.
     let done = app.press_verification_button(&token).await;
-    assert_eq!(done.status, 200, "{}", done.text);
-    assert_eq!(done.content_type(), "text/html; charset=utf-8");
-    assert!(
-        done.text.contains("<h1>E-mail address verified</h1>"),
-        "{}",
-        done.text
-    );
+    assert_page(&done, "E-mail address verified");
     assert!(!done.text.contains("<form"), "{}", done.text);
     assert!(verified().await);
 
