@@ -1,57 +1,62 @@
 //! The event path through a real Kafka-protocol broker (Tansu in CI;
 //! `SPINMESH_KAFKA_BROKERS` points the tests elsewhere): outbox → relay →
 //! a topic per aggregate → a consumer group per subscription → the
-//! functions. Each test uses its own topics and groups and deletes them.
+//! functions. Each test uses topics and groups of its own.
+//!
+//! Every test runs on a multi-threaded runtime, as `bridge up` does: a
+//! rebalance (a pattern subscription finding a new topic is one) waits in
+//! its hand-over for the deliveries in flight, which on a current-thread
+//! runtime it cannot, so there it gives them up and they are redelivered.
 
 use crate::common::scenarios;
 use crate::common::transport::Transport;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivered_once_in_order_per_subject() {
     scenarios::delivered_once_in_order_per_subject(Transport::kafka()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retried_then_dead_lettered() {
     scenarios::retried_then_dead_lettered(Transport::kafka()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_stream_loses_nothing() {
     scenarios::killed_mid_stream_loses_nothing(Transport::kafka()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registration_reaches_functions_once() {
     scenarios::registration_reaches_functions_once(Transport::kafka()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_writes_wake_readers_without_a_notify_per_statement() {
     scenarios::host_writes_wake_readers_without_a_notify_per_statement(Transport::kafka()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_invoker_and_forged_signatures() {
     scenarios::http_invoker_and_forged_signatures(Transport::kafka()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_batch_is_split_into_single_events() {
     scenarios::a_refused_batch_is_split_into_single_events(Transport::kafka()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_saga_end_to_end() {
     crate::common::saga::saga_end_to_end(Transport::kafka()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_unpaid_orders_time_out() {
     crate::common::saga::unpaid_orders_time_out(Transport::kafka()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_follow_user_events_and_replay_rebuilds_profiles() {
     crate::common::posts::posts_follow_user_events(Transport::kafka()).await;
 }
@@ -132,7 +137,7 @@ async fn a_rebalance_hands_partitions_over_without_redelivery() {
 /// (`probe.*`) never reads the `noise` topic, so it commits no offset
 /// there, while a `probe.*` type first published under a new aggregate,
 /// after the group started, still arrives.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_reads_only_the_topics_of_its_types() {
     use std::time::Duration;
 
