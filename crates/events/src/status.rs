@@ -26,6 +26,10 @@ use crate::{health, metrics};
 /// How often the row is written.
 pub const EVERY: Duration = Duration::from_secs(5);
 
+/// Every how many beats rows of processes gone for an hour are removed
+/// (a minute's worth).
+const PRUNE_EVERY: u32 = 12;
+
 /// What one process writes.
 #[derive(Debug, Clone)]
 pub struct Beat {
@@ -63,7 +67,12 @@ pub async fn run(
 ) {
     let mut client: Option<Client> = None;
     let mut failing = false;
+    let mut beats: u32 = 0;
     while !*shutdown.borrow() {
+        // Rows of processes gone for an hour are removed on the first beat
+        // and then every [`PRUNE_EVERY`] beats, not on every one.
+        let prune = beats.is_multiple_of(PRUNE_EVERY);
+        beats = beats.wrapping_add(1);
         let dead_letters = match waiting.as_mut() {
             Some(waiting) => match waiting.count().await {
                 Ok(n) => Some(n),
@@ -74,7 +83,7 @@ pub async fn run(
             },
             None => None,
         };
-        match write(&database, &mut client, &beat, dead_letters).await {
+        match write(&database, &mut client, &beat, dead_letters, prune).await {
             Ok(()) => failing = false,
             Err(err) => {
                 client = None;
@@ -101,6 +110,7 @@ async fn write(
     client: &mut Option<Client>,
     beat: &Beat,
     dead_letters: Option<i64>,
+    prune: bool,
 ) -> anyhow::Result<()> {
     if client.is_none() {
         *client = Some(database.connect().await?);
@@ -117,12 +127,14 @@ async fn write(
             &[&beat.name, &beat.role, &beat.broker, &parts, &beat.cursors, &dead_letters],
         )
         .await?;
-    client
-        .execute(
-            "DELETE FROM bridge_status WHERE updated_at < now() - interval '1 hour'",
-            &[],
-        )
-        .await?;
+    if prune {
+        client
+            .execute(
+                "DELETE FROM bridge_status WHERE updated_at < now() - interval '1 hour'",
+                &[],
+            )
+            .await?;
+    }
     sample(client, beat).await
 }
 
