@@ -1,6 +1,7 @@
 //! `bridge up` as the real process an operator runs.
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -105,7 +106,7 @@ const SEALING_KEY: &str = "process-test-sealing-key";
 #[derive(Clone, Default)]
 pub struct Printed {
     lines: Arc<Mutex<Vec<String>>>,
-    ended: Arc<Mutex<bool>>,
+    ended: Arc<AtomicBool>,
 }
 
 impl Printed {
@@ -118,7 +119,7 @@ impl Printed {
             while let Ok(Some(line)) = lines.next_line().await {
                 collected.lines.lock().unwrap().push(line);
             }
-            *collected.ended.lock().unwrap() = true;
+            collected.ended.store(true, Ordering::SeqCst);
         });
         printed
     }
@@ -133,7 +134,7 @@ impl Printed {
             &format!("a printed line starting with {prefix:?}"),
             Duration::from_secs(120),
             || {
-                let ended = *self.ended.lock().unwrap();
+                let ended = self.ended.load(Ordering::SeqCst);
                 found = self.lines.lock().unwrap().iter().find_map(|l| {
                     let rest = l.strip_prefix(prefix)?;
                     Some(rest.split(' ').next().unwrap_or_default().to_string())

@@ -93,13 +93,7 @@ impl Transport {
     /// Where the events stand, for a failure message: the probe's distinct
     /// deliveries, then [`Transport::describe_for`] the probe.
     pub async fn describe(&self, db: &Client) -> String {
-        let delivered = match db
-            .query_one("SELECT count(DISTINCT event_id) FROM probe_attempts", &[])
-            .await
-        {
-            Ok(row) => row.get::<_, i64>(0).to_string(),
-            Err(err) => format!("({err})"),
-        };
+        let delivered = count_text(db, "SELECT count(DISTINCT event_id) FROM probe_attempts").await;
         format!(
             "{delivered} distinct events delivered to the probe; {}",
             self.describe_for(db, "probe").await
@@ -113,10 +107,7 @@ impl Transport {
     /// show as fewer ready than missing); for Kafka each partition's end
     /// and the subscription's group's committed offset there.
     pub async fn describe_for(&self, db: &Client, subscription: &str) -> String {
-        let outbox = match db.query_one("SELECT count(*) FROM outbox", &[]).await {
-            Ok(row) => row.get::<_, i64>(0).to_string(),
-            Err(err) => format!("({err})"),
-        };
+        let outbox = count_text(db, "SELECT count(*) FROM outbox").await;
         let cursors: Vec<String> = db
             .query(
                 "SELECT subscription || ' at ' || txid::text || '/' || position FROM bridge_cursors",
@@ -399,6 +390,15 @@ async fn amqp_queue_state(config: &AmqpConfig, subscription: &str) -> String {
             format!("queue {queue}: {ready} ready, {consumers} consumers")
         }
         Err(err) => format!("queue {queue}: {err}"),
+    }
+}
+
+/// The number `sql` counts, or the error in parentheses (for a failure
+/// message, which must not fail itself).
+async fn count_text(db: &Client, sql: &str) -> String {
+    match db.query_one(sql, &[]).await {
+        Ok(row) => row.get::<_, i64>(0).to_string(),
+        Err(err) => format!("({err})"),
     }
 }
 

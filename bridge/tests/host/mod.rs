@@ -463,10 +463,8 @@ fn the_import_rule_itself_rejects_foreign_interfaces() {
 #[tokio::test]
 async fn guest_output_lines_name_the_component_and_the_request() {
     use std::process::Stdio;
-    use std::sync::{Arc, Mutex};
 
-    use tokio::io::{AsyncBufReadExt, BufReader};
-
+    use crate::common::process::Printed;
     use crate::common::subscriber::eventually;
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bridge"))
@@ -481,38 +479,11 @@ async fn guest_output_lines_name_the_component_and_the_request() {
         .kill_on_drop(true)
         .spawn()
         .expect("the bridge binary runs");
-    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-    let collect = |stream: Box<dyn tokio::io::AsyncRead + Unpin + Send>, name: &'static str| {
-        let lines = lines.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                lines.lock().unwrap().push(format!("{name}: {line}"));
-            }
-        })
-    };
-    collect(Box::new(child.stdout.take().unwrap()), "stdout");
-    collect(Box::new(child.stderr.take().unwrap()), "stderr");
-    let seen = |wanted: String| {
-        let lines = lines.clone();
-        async move { lines.lock().unwrap().contains(&wanted) }
-    };
+    let stdout = Printed::collect(child.stdout.take().unwrap());
+    let stderr = Printed::collect(child.stderr.take().unwrap());
 
     let client = reqwest::Client::new();
-    let mut base = None;
-    eventually(
-        "bridge up says where it serves",
-        Duration::from_secs(120),
-        || {
-            base = lines.lock().unwrap().iter().find_map(|l| {
-                let rest = l.strip_prefix("stdout: Serving ")?;
-                rest.split(' ').next().map(str::to_string)
-            });
-            std::future::ready(base.is_some())
-        },
-    )
-    .await;
-    let base = base.unwrap();
+    let base = stdout.after("Serving ").await;
     eventually("bridge up answers", Duration::from_secs(120), || async {
         client
             .get(format!("{base}/probe/print?text=hello"))
@@ -526,11 +497,20 @@ async fn guest_output_lines_name_the_component_and_the_request() {
             .is_ok_and(|r| r.status().is_success())
     })
     .await;
-    for wanted in [
-        "stdout: [probe req-42 trace=4bf92f3577b34da6a3ce929d0e0e4736] hello on stdout",
-        "stderr: [probe req-42 trace=4bf92f3577b34da6a3ce929d0e0e4736] hello on stderr, unended",
+    for (stream, wanted) in [
+        (
+            &stdout,
+            "[probe req-42 trace=4bf92f3577b34da6a3ce929d0e0e4736] hello on stdout",
+        ),
+        (
+            &stderr,
+            "[probe req-42 trace=4bf92f3577b34da6a3ce929d0e0e4736] hello on stderr, unended",
+        ),
     ] {
-        eventually(wanted, Duration::from_secs(10), || seen(wanted.to_string())).await;
+        eventually(wanted, Duration::from_secs(10), || {
+            std::future::ready(stream.lines().iter().any(|l| l == wanted))
+        })
+        .await;
     }
 
     let r = client
@@ -540,20 +520,17 @@ async fn guest_output_lines_name_the_component_and_the_request() {
         .unwrap();
     assert!(r.status().is_success());
     eventually("a line with a fresh id", Duration::from_secs(10), || {
-        let lines = lines.clone();
-        async move {
-            lines.lock().unwrap().iter().any(|l| {
-                // A fresh request id, and the trace the host started.
-                l.strip_prefix("stdout: [probe ")
-                    .and_then(|rest| rest.strip_suffix("] anonymous on stdout"))
-                    .and_then(|ids| ids.split_once(" trace="))
-                    .is_some_and(|(id, trace)| {
-                        [id, trace]
-                            .iter()
-                            .all(|x| x.len() == 32 && x.bytes().all(|b| b.is_ascii_hexdigit()))
-                    })
-            })
-        }
+        std::future::ready(stdout.lines().iter().any(|l| {
+            // A fresh request id, and the trace the host started.
+            l.strip_prefix("[probe ")
+                .and_then(|rest| rest.strip_suffix("] anonymous on stdout"))
+                .and_then(|ids| ids.split_once(" trace="))
+                .is_some_and(|(id, trace)| {
+                    [id, trace]
+                        .iter()
+                        .all(|x| x.len() == 32 && x.bytes().all(|b| b.is_ascii_hexdigit()))
+                })
+        }))
     })
     .await;
     child.kill().await.unwrap();

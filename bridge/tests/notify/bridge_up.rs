@@ -2,11 +2,9 @@
 //! what an operator (or a developer without a mail server) reads.
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bridge::keys::JwtKeys;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
 use crate::common::process::{Printed, command};
@@ -22,7 +20,7 @@ pub struct BridgeUp {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
     database: String,
-    lines: Arc<Mutex<Vec<String>>>,
+    stderr: Printed,
 }
 
 impl BridgeUp {
@@ -44,14 +42,7 @@ impl BridgeUp {
             .kill_on_drop(true)
             .spawn()
             .expect("the bridge binary runs");
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let collected = lines.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stderr.next_line().await {
-                collected.lock().unwrap().push(line);
-            }
-        });
+        let stderr = Printed::collect(child.stderr.take().unwrap());
         let base = Printed::collect(child.stdout.take().unwrap())
             .after("Serving ")
             .await;
@@ -59,7 +50,7 @@ impl BridgeUp {
             child,
             base,
             database,
-            lines,
+            stderr,
         };
         let client = reqwest::Client::new();
         let health = format!("{}/notifications/health", up.base);
@@ -86,7 +77,7 @@ impl BridgeUp {
 
     /// Its stderr so far.
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
+        self.stderr.lines()
     }
 
     /// A connection to its database.

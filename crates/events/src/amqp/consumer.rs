@@ -11,7 +11,7 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery as AmqpDelivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::watch;
@@ -119,21 +119,10 @@ impl AmqpConsumer {
     /// The queue's ready messages as the subscription's lag (a passive
     /// declare: one round trip, nothing changed).
     async fn sample_lag(&self, channel: &Channel, queue: &str) -> anyhow::Result<()> {
-        let declared = channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        let ready = topology::ready_messages(channel, queue)
             .await
             .with_context(|| format!("reading the depth of queue {queue}"))?;
-        metrics::lag(
-            &self.delivery.subscription.name,
-            u64::from(declared.message_count()),
-        );
+        metrics::lag(&self.delivery.subscription.name, u64::from(ready));
         Ok(())
     }
 }

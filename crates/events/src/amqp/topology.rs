@@ -8,6 +8,26 @@ use lapin::{Channel, ExchangeKind};
 use super::AmqpConfig;
 use crate::subscription::Subscription;
 
+/// The ready messages of `queue`, by a passive declare (one round trip,
+/// nothing changed).
+///
+/// # Errors
+/// When the queue does not exist (which also closes `channel`) or the
+/// broker cannot be reached.
+pub async fn ready_messages(channel: &Channel, queue: &str) -> lapin::Result<u32> {
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(declared.message_count())
+}
+
 /// The two exchanges.
 ///
 /// # Errors

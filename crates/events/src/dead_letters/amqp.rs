@@ -10,9 +10,9 @@ use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::{Channel, Connection, ConnectionProperties};
 
 use super::{Entry, Store, broker_headers, from_headers};
-use crate::amqp::AmqpConfig;
 use crate::amqp::headers::{self, with_headers};
 use crate::amqp::publisher::{confirming_channel, publish_confirmed};
+use crate::amqp::{AmqpConfig, topology};
 use crate::dispatch::DeadLetter;
 use crate::event::{Binding, OutboxEvent};
 use spinmesh_config::redact::redact;
@@ -55,20 +55,8 @@ impl Store for AmqpStore {
             let queue = self.config.dead_letter_queue(subscription);
             // A queue that does not exist (the subscription never ran on
             // this broker) closes the channel: look first.
-            let exists = self
-                .connection
-                .create_channel()
-                .await?
-                .queue_declare(
-                    queue.as_str().into(),
-                    lapin::options::QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    Default::default(),
-                )
-                .await
-                .is_ok();
+            let probe = self.connection.create_channel().await?;
+            let exists = topology::ready_messages(&probe, &queue).await.is_ok();
             if !exists {
                 continue;
             }

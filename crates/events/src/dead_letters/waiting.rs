@@ -11,13 +11,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
 use lapin::{Connection, ConnectionProperties};
 use rdkafka::consumer::BaseConsumer;
 
 use super::kafka::{KafkaStore, unread};
 use crate::BrokerConfig;
-use crate::amqp::AmqpConfig;
+use crate::amqp::{AmqpConfig, topology};
 use crate::kafka::KafkaConfig;
 
 /// Longest a count may take, so a slow broker delays no heartbeat much.
@@ -95,18 +94,8 @@ impl Waiting {
                     // asks: one channel per queue.
                     let channel = connection.create_channel().await?;
                     let queue = config.dead_letter_queue(subscription);
-                    let declared = channel
-                        .queue_declare(
-                            queue.as_str().into(),
-                            QueueDeclareOptions {
-                                passive: true,
-                                ..QueueDeclareOptions::default()
-                            },
-                            Default::default(),
-                        )
-                        .await;
-                    if let Ok(queue) = declared {
-                        total += i64::from(queue.message_count());
+                    if let Ok(ready) = topology::ready_messages(&channel, &queue).await {
+                        total += i64::from(ready);
                         let _ = channel.close(200, "counted".into()).await;
                     }
                 }
